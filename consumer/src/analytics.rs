@@ -1,0 +1,317 @@
+//! Analytics over any period, exact for arbitrary instants: whole hours come from the hourly rollups, and
+//! the partial hours at the period's two edges are scanned exactly from the stored receipts. The cost
+//! depends on the number of hours and places, not on the number of receipts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Int8, Nullable, Numeric, Text, Timestamptz};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use shared_models::jobs::start_of_hour;
+use shared_models::money::{mean, Money};
+
+/// A half-open period `[from, to)`; an open end is unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// How a period is answered: whole hours from rollups, two exact edge ranges from receipts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    whole: (DateTime<Utc>, DateTime<Utc>),
+    edges: [(DateTime<Utc>, DateTime<Utc>); 2],
+}
+
+fn earliest() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn latest() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn ceil_hour(instant: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = start_of_hour(instant);
+    if floor == instant {
+        floor
+    } else {
+        floor + TimeDelta::hours(1)
+    }
+}
+
+impl Period {
+    fn plan(&self) -> Plan {
+        let low = self.from.unwrap_or_else(earliest);
+        let high = self.to.unwrap_or_else(latest);
+        let (first_whole, end_whole) = (ceil_hour(low), start_of_hour(high));
+        if first_whole >= end_whole {
+            Plan {
+                whole: (low, low),
+                edges: [(low, high), (high, high)],
+            }
+        } else {
+            Plan {
+                whole: (first_whole, end_whole),
+                edges: [(low, first_whole), (end_whole, high)],
+            }
+        }
+    }
+}
+
+/// Which places and categories a query covers.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub merchant_id: Option<String>,
+    pub place_id: Option<String>,
+    pub category: Option<String>,
+    /// Limit to these places (a page of results); `None` for every place in scope.
+    pub places: Option<Vec<String>>,
+}
+
+#[derive(Debug, QueryableByName)]
+struct TotalsRow {
+    #[diesel(sql_type = Text)]
+    place_key: String,
+    #[diesel(sql_type = Int8)]
+    purchases: i64,
+    #[diesel(sql_type = Numeric)]
+    total_amount: Decimal,
+    #[diesel(sql_type = Numeric)]
+    vat_amount: Decimal,
+    #[diesel(sql_type = Numeric)]
+    tips_amount: Decimal,
+}
+
+#[derive(Debug, QueryableByName)]
+struct CategoryRow {
+    #[diesel(sql_type = Text)]
+    place_key: String,
+    #[diesel(sql_type = Text)]
+    category: String,
+    #[diesel(sql_type = Int8)]
+    receipts: i64,
+    #[diesel(sql_type = Numeric)]
+    spent: Decimal,
+}
+
+const SCOPE_SQL: &str = "scope AS (
+    SELECT place_id FROM places
+    WHERE ($1::text IS NULL OR merchant_id = $1)
+      AND ($2::text IS NULL OR place_id = $2)
+      AND ($3::text[] IS NULL OR place_id = ANY($3))
+)";
+
+const TOTALS_SQL: &str = "parts AS (
+    SELECT place_id, purchases, total_amount, vat_amount, tips_amount FROM place_hour_rollups
+    WHERE hour >= $5 AND hour < $6 AND place_id IN (SELECT place_id FROM scope)
+    UNION ALL
+    SELECT place_id, 1, total_amount, vat_amount, tips_amount FROM receipts
+    WHERE ((purchased_at >= $7 AND purchased_at < $8) OR (purchased_at >= $9 AND purchased_at < $10))
+      AND place_id IN (SELECT place_id FROM scope)
+)
+SELECT CASE WHEN $11 THEN place_id ELSE '*' END AS place_key,
+       COALESCE(SUM(purchases), 0)::int8 AS purchases,
+       COALESCE(SUM(total_amount), 0) AS total_amount,
+       COALESCE(SUM(vat_amount), 0) AS vat_amount,
+       COALESCE(SUM(tips_amount), 0) AS tips_amount
+FROM parts
+-- $4 (the category filter) narrows only the category figures; it is named here so that both queries
+-- take the same parameters.
+WHERE $4::text IS NULL OR $4::text IS NOT NULL
+GROUP BY 1";
+
+const CATEGORIES_SQL: &str = "parts AS (
+    SELECT place_id, category, receipts, spent FROM category_hour_rollups
+    WHERE hour >= $5 AND hour < $6 AND place_id IN (SELECT place_id FROM scope)
+      AND ($4::text IS NULL OR category = $4)
+    UNION ALL
+    SELECT r.place_id, l.category, COUNT(DISTINCT r.id), SUM(l.amount)
+    FROM receipts r JOIN receipt_lines l ON l.receipt_id = r.id
+    WHERE ((r.purchased_at >= $7 AND r.purchased_at < $8) OR (r.purchased_at >= $9 AND r.purchased_at < $10))
+      AND r.place_id IN (SELECT place_id FROM scope)
+      AND ($4::text IS NULL OR l.category = $4)
+    GROUP BY r.place_id, l.category
+)
+SELECT CASE WHEN $11 THEN place_id ELSE '*' END AS place_key, category,
+       SUM(receipts)::int8 AS receipts, SUM(spent) AS spent
+FROM parts GROUP BY 1, 2";
+
+/// Exact sums of one place (or of everything in scope).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub purchases: i64,
+    pub total_amount: Decimal,
+    pub vat_amount: Decimal,
+    pub tips_amount: Decimal,
+    /// category -> (receipts with the category, sum of its line amounts)
+    pub categories: BTreeMap<String, (i64, Decimal)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Taxes {
+    pub total_vat: Money,
+    pub total_tips: Money,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryFigures {
+    pub total_spent: Money,
+    pub average_receipt: Money,
+}
+
+/// SPEC's analytics structure, without the place fields (they are added for per-place objects).
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalyticsBody {
+    pub total_purchases: i64,
+    pub total_amount: Money,
+    pub average_receipt: Money,
+    pub taxes_amount: Taxes,
+    pub category_analytics: BTreeMap<String, CategoryFigures>,
+}
+
+impl Figures {
+    pub fn to_body(&self) -> AnalyticsBody {
+        AnalyticsBody {
+            total_purchases: self.purchases,
+            total_amount: Money::from_exact(self.total_amount),
+            average_receipt: mean(self.total_amount, self.purchases),
+            taxes_amount: Taxes {
+                total_vat: Money::from_exact(self.vat_amount),
+                total_tips: Money::from_exact(self.tips_amount),
+            },
+            category_analytics: self
+                .categories
+                .iter()
+                .map(|(name, (receipts, spent))| {
+                    (
+                        name.clone(),
+                        CategoryFigures {
+                            total_spent: Money::from_exact(*spent),
+                            average_receipt: mean(*spent, *receipts),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Figures per place (`by_place`) or for the whole scope (under the key `*`).
+pub fn figures(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    period: &Period,
+    by_place: bool,
+) -> QueryResult<BTreeMap<String, Figures>> {
+    let plan = period.plan();
+    macro_rules! bound {
+        ($sql:expr) => {
+            diesel::sql_query(format!("WITH {SCOPE_SQL}, {}", $sql))
+                .bind::<Nullable<Text>, _>(scope.merchant_id.clone())
+                .bind::<Nullable<Text>, _>(scope.place_id.clone())
+                .bind::<Nullable<Array<Text>>, _>(scope.places.clone())
+                .bind::<Nullable<Text>, _>(scope.category.clone())
+                .bind::<Timestamptz, _>(plan.whole.0)
+                .bind::<Timestamptz, _>(plan.whole.1)
+                .bind::<Timestamptz, _>(plan.edges[0].0)
+                .bind::<Timestamptz, _>(plan.edges[0].1)
+                .bind::<Timestamptz, _>(plan.edges[1].0)
+                .bind::<Timestamptz, _>(plan.edges[1].1)
+                .bind::<Bool, _>(by_place)
+        };
+    }
+    let totals: Vec<TotalsRow> = bound!(TOTALS_SQL).load(conn)?;
+    let categories: Vec<CategoryRow> = bound!(CATEGORIES_SQL).load(conn)?;
+    let mut result: BTreeMap<String, Figures> = BTreeMap::new();
+    for row in totals {
+        let figures = result.entry(row.place_key).or_default();
+        figures.purchases = row.purchases;
+        figures.total_amount = row.total_amount;
+        figures.vat_amount = row.vat_amount;
+        figures.tips_amount = row.tips_amount;
+    }
+    for row in categories {
+        result
+            .entry(row.place_key)
+            .or_default()
+            .categories
+            .insert(row.category, (row.receipts, row.spent));
+    }
+    Ok(result)
+}
+
+/// When the rollups in scope were last computed, if any were.
+pub fn computed_at(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Option<DateTime<Utc>>> {
+    use shared_models::schema::{place_hour_rollups, places};
+    let mut query = place_hour_rollups::table
+        .inner_join(places::table.on(places::place_id.eq(place_hour_rollups::place_id)))
+        .select(diesel::dsl::max(place_hour_rollups::computed_at))
+        .into_boxed();
+    if let Some(merchant) = &scope.merchant_id {
+        query = query.filter(places::merchant_id.eq(merchant.clone()));
+    }
+    if let Some(place) = &scope.place_id {
+        query = query.filter(places::place_id.eq(place.clone()));
+    }
+    query.first(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::from_str(text).expect("time")
+    }
+
+    #[test]
+    fn a_period_with_ragged_edges_uses_whole_hours_between_them() {
+        let plan = Period {
+            from: Some(at("2024-01-01T10:15:00Z")),
+            to: Some(at("2024-01-01T13:30:00Z")),
+        }
+        .plan();
+        assert_eq!(
+            plan.whole,
+            (at("2024-01-01T11:00:00Z"), at("2024-01-01T13:00:00Z"))
+        );
+        assert_eq!(
+            plan.edges[0],
+            (at("2024-01-01T10:15:00Z"), at("2024-01-01T11:00:00Z"))
+        );
+        assert_eq!(
+            plan.edges[1],
+            (at("2024-01-01T13:00:00Z"), at("2024-01-01T13:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_period_inside_one_hour_is_scanned_exactly() {
+        let plan = Period {
+            from: Some(at("2024-01-01T10:15:00Z")),
+            to: Some(at("2024-01-01T10:45:00Z")),
+        }
+        .plan();
+        assert_eq!(plan.whole.0, plan.whole.1);
+        assert_eq!(
+            plan.edges[0],
+            (at("2024-01-01T10:15:00Z"), at("2024-01-01T10:45:00Z"))
+        );
+    }
+
+    #[test]
+    fn all_time_needs_no_scan() {
+        let plan = Period { from: None, to: None }.plan();
+        assert_eq!(plan.edges[0].0, plan.edges[0].1);
+        assert_eq!(plan.edges[1].0, plan.edges[1].1);
+    }
+}

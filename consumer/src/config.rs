@@ -1,0 +1,38 @@
+//! The consumer's configuration: environment variables (or flags), each with a local-stack default.
+
+use clap::Args;
+use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumerConfig {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "CONSUMER_ADDR", default_value = "127.0.0.1:8001")]
+    pub addr: String,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    #[command(flatten)]
+    pub redis: RedisConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub ingest: IngestConfig,
+}
+
+/// The Kafka consumer group.
+#[derive(Debug, Clone, Args)]
+pub struct IngestConfig {
+    /// Kafka consumer group id.
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "receipts-consumer")]
+    pub group_id: String,
+    /// Most messages stored in one database transaction.
+    #[arg(long, env = "CONSUMER_BATCH_SIZE", default_value_t = 500)]
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill, in milliseconds.
+    #[arg(long, env = "CONSUMER_BATCH_MS", default_value_t = 100)]
+    pub batch_ms: u64,
+    /// Attempts to store a batch before its messages are tried one by one and failures dead-lettered.
+    #[arg(long, env = "CONSUMER_STORE_ATTEMPTS", default_value_t = 5)]
+    pub store_attempts: u32,
+}

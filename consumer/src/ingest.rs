@@ -1,0 +1,230 @@
+//! The Kafka consumer group: reads receipts in batches, stores each batch in one transaction, commits the
+//! offsets only after the database commit, dead-letters what cannot be parsed or stored, and enqueues
+//! recompute jobs for the hour buckets it wrote.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use shared_models::db::PgPool;
+use shared_models::jobs::{self, AnalyticsJob, AnalyticsWork, HourBucket};
+use shared_models::kafka;
+use shared_models::queue::{self, AnalyticsQueue};
+use shared_models::receipt::{ReceiptEnvelope, DLQ_REASON_HEADER};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::{ConsumerConfig, IngestConfig};
+use crate::store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// Everything the loop needs.
+pub struct Ingest {
+    consumer: StreamConsumer,
+    dead_letters: FutureProducer,
+    dlq_topic: String,
+    pool: PgPool,
+    queue: Option<AnalyticsQueue>,
+    redis_url: String,
+    queue_name: String,
+    config: IngestConfig,
+}
+
+impl Ingest {
+    pub async fn connect(config: &ConsumerConfig, pool: PgPool) -> Result<Self, IngestError> {
+        let brokers = &config.kafka.kafka_brokers;
+        kafka::ensure_topics(
+            brokers,
+            &[
+                (config.kafka.kafka_topic.as_str(), config.kafka.kafka_partitions),
+                (config.kafka.kafka_dlq_topic.as_str(), 1),
+            ],
+        )
+        .await?;
+        let consumer: StreamConsumer = kafka::client_config(brokers)
+            .set("group.id", &config.ingest.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create()?;
+        consumer.subscribe(&[config.kafka.kafka_topic.as_str()])?;
+        let dead_letters: FutureProducer = kafka::client_config(brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .create()?;
+        Ok(Ingest {
+            consumer,
+            dead_letters,
+            dlq_topic: config.kafka.kafka_dlq_topic.clone(),
+            pool,
+            queue: None,
+            redis_url: config.redis.redis_url.clone(),
+            queue_name: config.redis.analytics_queue.clone(),
+            config: config.ingest.clone(),
+        })
+    }
+
+    /// Consumes until `shutdown` turns true. A batch in progress is finished and committed first.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let first = tokio::select! {
+                message = self.consumer.recv() => message,
+                _ = shutdown.changed() => break,
+            };
+            let mut batch = Vec::with_capacity(self.config.batch_size);
+            match first {
+                Ok(message) => batch.push(message.detach()),
+                Err(error) => {
+                    log::warn!("Kafka receive failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+            let deadline = Instant::now() + Duration::from_millis(self.config.batch_ms);
+            while batch.len() < self.config.batch_size {
+                match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                    Ok(Ok(message)) => batch.push(message.detach()),
+                    Ok(Err(error)) => {
+                        log::warn!("Kafka receive failed: {error}");
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(error) = self.process(batch).await {
+                log::error!("batch not processed, it will be redelivered: {error}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+                log::warn!("offset commit failed, the batch may be redelivered (harmless): {error}");
+            }
+        }
+        log::info!("Kafka consumer stopped");
+    }
+
+    /// Stores a batch; returns only when every message is stored or dead-lettered.
+    async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), IngestError> {
+        let mut envelopes = Vec::with_capacity(batch.len());
+        for message in &batch {
+            match ReceiptEnvelope::from_json(message.payload().unwrap_or_default()) {
+                Ok(envelope) => envelopes.push((message, envelope)),
+                Err(error) => self.dead_letter(message, &error.to_string()).await?,
+            }
+        }
+        let parsed: Vec<ReceiptEnvelope> = envelopes.iter().map(|(_, envelope)| envelope.clone()).collect();
+        let mut touched = BTreeSet::new();
+        match self.store_with_retries(parsed).await {
+            Ok(buckets) => touched.extend(buckets),
+            Err(error) => {
+                log::warn!(
+                    "batch of {} receipts failed to store ({error}); storing one by one",
+                    envelopes.len()
+                );
+                for (message, envelope) in envelopes {
+                    match self.store_with_retries(vec![envelope]).await {
+                        Ok(buckets) => touched.extend(buckets),
+                        Err(error) => self.dead_letter(message, &error).await?,
+                    }
+                }
+            }
+        }
+        if !touched.is_empty() {
+            self.enqueue_recompute(touched.into_iter().collect()).await;
+        }
+        Ok(())
+    }
+
+    async fn store_with_retries(
+        &self,
+        envelopes: Vec<ReceiptEnvelope>,
+    ) -> Result<BTreeSet<HourBucket>, String> {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let pool = self.pool.clone();
+            let batch = envelopes.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get().map_err(|error| error.to_string())?;
+                store::store_receipts(&mut conn, &batch).map_err(|error| error.to_string())
+            })
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|result| result);
+            match result {
+                Ok(buckets) => return Ok(buckets),
+                Err(error) if attempt >= self.config.store_attempts => return Err(error),
+                Err(error) => {
+                    log::warn!("storing receipts failed (attempt {attempt}): {error}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(&self, message: &OwnedMessage, reason: &str) -> Result<(), IngestError> {
+        log::warn!(
+            "dead-lettering message at {}/{}@{}: {reason}",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        );
+        let headers = OwnedHeaders::new().insert(Header {
+            key: DLQ_REASON_HEADER,
+            value: Some(reason),
+        });
+        let mut record = FutureRecord::to(&self.dlq_topic)
+            .payload(message.payload().unwrap_or_default())
+            .headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        self.dead_letters
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| IngestError::Kafka(error))
+    }
+
+    /// Best effort: a job that cannot be enqueued is caught up by the hourly reconcile.
+    async fn enqueue_recompute(&mut self, buckets: Vec<HourBucket>) {
+        let job = AnalyticsJob::new(AnalyticsWork::Buckets { buckets });
+        if self.queue.is_none() {
+            match queue::connect(&self.redis_url, &self.queue_name).await {
+                Ok(connected) => self.queue = Some(connected),
+                Err(error) => {
+                    log::warn!("cannot reach the job queue ({error}); the hourly reconcile will catch up");
+                    return;
+                }
+            }
+        }
+        let Some(analytics_queue) = self.queue.as_mut() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        let record = job.clone();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|error| error.to_string())?;
+            jobs::record_queued(&mut conn, &record).map_err(|error| error.to_string())
+        })
+        .await;
+        if !matches!(recorded, Ok(Ok(()))) {
+            log::warn!("could not record recompute job {}", job.job_id);
+        }
+        if let Err(error) = queue::enqueue(analytics_queue, job).await {
+            log::warn!("could not enqueue a recompute job ({error}); the hourly reconcile will catch up");
+            self.queue = None;
+        }
+    }
+}

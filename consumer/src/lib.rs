@@ -1,0 +1,10 @@
+//! The receipts consumer: reads receipts from Kafka, stores them idempotently, ties them to places and
+//! merchants, and serves places and analytics.
+
+pub mod analytics;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod routes;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,56 @@
+//! HTTP handlers, a file per resource.
+
+pub mod analytics;
+pub mod jobs;
+pub mod ops;
+pub mod places;
+
+use actix_web::web;
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+
+use crate::analytics::Period;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Runs blocking diesel work on actix's blocking pool.
+pub async fn with_db<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await?
+}
+
+fn parse_instant(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    text.map(|text| {
+        let text = text.trim();
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| time.with_timezone(&Utc))
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map(|naive| naive.and_utc())
+            })
+            .map_err(|_| ApiError::BadRequest(format!("{field} must be an ISO 8601 / RFC 3339 timestamp")))
+    })
+    .transpose()
+}
+
+/// `from` (inclusive) and `to` (exclusive) from the query string: 400 when unparsable or inverted.
+pub fn parse_period(from: Option<&str>, to: Option<&str>) -> Result<Period, ApiError> {
+    let period = Period {
+        from: parse_instant("from", from)?,
+        to: parse_instant("to", to)?,
+    };
+    if let (Some(from), Some(to)) = (period.from, period.to) {
+        if from > to {
+            return Err(ApiError::BadRequest("from must not be later than to".into()));
+        }
+    }
+    Ok(period)
+}

@@ -1,0 +1,119 @@
+//! Building the consumer: the HTTP server bound to its listener (port 0 in tests) plus the Kafka ingest loop.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Logger};
+use actix_web::{web, App, HttpServer};
+use shared_models::db::{self, PgPool};
+use shared_models::http::{self, AuthState, HttpMetrics, ACCESS_LOG_FORMAT};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::ConsumerConfig;
+use crate::ingest::{Ingest, IngestError};
+use crate::routes::{analytics, jobs, ops, places};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub kafka_brokers: String,
+    pub redis_url: String,
+    pub queue_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("database: {0}")]
+    Database(#[from] db::DbError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("kafka: {0}")]
+    Ingest(#[from] IngestError),
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    ingest: JoinHandle<()>,
+    stop_ingest: watch::Sender<bool>,
+}
+
+impl Application {
+    pub async fn build(config: ConsumerConfig) -> Result<Self, StartupError> {
+        let pool = db::build_pool(&config.database.database_url, config.database.database_pool_size);
+        let pool_ = pool.clone();
+        tokio::task::spawn_blocking(move || db::run_migrations_when_ready(&pool_, 30)).await??;
+        let ingest = Ingest::connect(&config, pool.clone()).await?;
+
+        let listener = TcpListener::bind(&config.addr)
+            .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
+        let port = listener
+            .local_addr()
+            .map_err(|error| StartupError::Bind(config.addr.clone(), error))?
+            .port();
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            kafka_brokers: config.kafka.kafka_brokers.clone(),
+            redis_url: config.redis.redis_url.clone(),
+            queue_name: config.redis.analytics_queue.clone(),
+        });
+        let auth_state = web::Data::new(AuthState::new(
+            pool,
+            Duration::from_secs(config.auth.token_cache_seconds),
+        ));
+        let http_metrics = web::Data::new(HttpMetrics::new("consumer")?);
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(Logger::new(ACCESS_LOG_FORMAT))
+                .wrap(from_fn(http::observe_requests))
+                .app_data(state.clone())
+                .app_data(auth_state.clone())
+                .app_data(http_metrics.clone())
+                .route("/health", web::get().to(http::health))
+                .route("/ready", web::get().to(ops::ready))
+                .route("/metrics", web::get().to(http::metrics))
+                .service(
+                    web::scope("/api")
+                        .route("/places/", web::get().to(places::list))
+                        .route("/places/{place_id}/", web::get().to(places::detail))
+                        .route("/places/{place_id}/analytics/", web::get().to(places::analytics))
+                        .route("/analytics/", web::get().to(analytics::overview))
+                        .route("/analytics/recompute/", web::post().to(analytics::recompute))
+                        .route("/jobs/", web::get().to(jobs::list))
+                        .route("/jobs/{id}/", web::get().to(jobs::detail)),
+                )
+        })
+        .listen(listener)
+        .map_err(|error| StartupError::Bind(config.addr.clone(), error))?
+        .shutdown_timeout(20)
+        .run();
+
+        let (stop_ingest, ingest_stopped) = watch::channel(false);
+        let ingest = tokio::spawn(ingest.run(ingest_stopped));
+        Ok(Application {
+            server,
+            port,
+            ingest,
+            stop_ingest,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets the ingest loop finish its batch and commit.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.stop_ingest.send(true);
+        let _ = self.ingest.await;
+        result
+    }
+}

@@ -1,0 +1,68 @@
+//! The producer's configuration: environment variables (or flags), each with a local-stack default.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use rust_decimal::Decimal;
+use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig};
+
+#[derive(Debug, Clone, Args)]
+pub struct ProducerConfig {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "PRODUCER_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: String,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    /// An admin token to store (hashed) at start, for a fresh deployment's first requests.
+    #[arg(long, env = "BOOTSTRAP_ADMIN_TOKEN", hide_env_values = true)]
+    pub bootstrap_admin_token: Option<String>,
+    #[command(flatten)]
+    pub intake: IntakeConfig,
+    #[command(flatten)]
+    pub relay: RelayConfig,
+}
+
+/// Limits and rules of receipt intake.
+#[derive(Debug, Clone, Args)]
+pub struct IntakeConfig {
+    /// Largest request body accepted, in bytes (413 above it).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// How far total_amount may differ from the sum of the line amounts.
+    #[arg(long, env = "TOTAL_TOLERANCE", default_value = "0.01")]
+    pub total_tolerance: Decimal,
+    /// How far in the future a receipt's timestamp may be, in seconds.
+    #[arg(long, env = "MAX_FUTURE_SKEW_SECONDS", default_value_t = 600)]
+    pub max_future_skew_seconds: u64,
+    /// The earliest receipt timestamp accepted (RFC 3339).
+    #[arg(long, env = "EARLIEST_TIMESTAMP", default_value = "2000-01-01T00:00:00Z")]
+    pub earliest_timestamp: DateTime<Utc>,
+    /// How much of a rejected body the receipt log keeps, in bytes.
+    #[arg(long, env = "REJECTED_BODY_LOG_BYTES", default_value_t = 4096)]
+    pub rejected_body_log_bytes: usize,
+}
+
+/// The outbox relay that publishes accepted receipts to Kafka.
+#[derive(Debug, Clone, Args)]
+pub struct RelayConfig {
+    /// Outbox rows published per transaction.
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 200)]
+    pub relay_batch_size: i64,
+    /// Pause between polls of an empty outbox, in milliseconds.
+    #[arg(long, env = "RELAY_POLL_MS", default_value_t = 200)]
+    pub relay_poll_ms: u64,
+    /// How long the relay waits for the broker's acknowledgement of a message, in milliseconds.
+    #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 15000)]
+    pub kafka_message_timeout_ms: u64,
+}
+
+impl RelayConfig {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.relay_poll_ms)
+    }
+}

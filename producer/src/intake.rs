@@ -1,0 +1,210 @@
+//! Accepting a receipt: place ownership, idempotency on (merchant, transaction_id), the outbox row and the
+//! receipt log, all in one PostgreSQL transaction.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::{json, Value};
+use shared_models::receipt::{Receipt, ReceiptEnvelope};
+use shared_models::schema::{accepted_receipts, outbox, places, receipt_log};
+
+/// What became of a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted {
+        received_at: DateTime<Utc>,
+    },
+    Duplicate {
+        received_at: DateTime<Utc>,
+    },
+    Conflict,
+    /// The place belongs to another merchant.
+    ForeignPlace,
+}
+
+/// A row of the receipt log.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = receipt_log)]
+pub struct LogEntry {
+    pub id: i64,
+    pub merchant_id: Option<String>,
+    pub transaction_id: Option<String>,
+    #[serde(rename = "status")]
+    pub outcome: String,
+    pub reasons: Option<Value>,
+    #[serde(skip)]
+    pub rejected_body: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The accepted record of one receipt.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = accepted_receipts)]
+pub struct AcceptedReceipt {
+    pub merchant_id: String,
+    pub transaction_id: String,
+    pub place_id: String,
+    pub received_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// The merchant's only place, when it has exactly one.
+pub fn sole_place(conn: &mut PgConnection, merchant_id: &str) -> QueryResult<Option<String>> {
+    let found: Vec<String> = places::table
+        .filter(places::merchant_id.eq(merchant_id))
+        .select(places::place_id)
+        .limit(2)
+        .load(conn)?;
+    Ok(match found.as_slice() {
+        [only] => Some(only.clone()),
+        _ => None,
+    })
+}
+
+/// Stores an accepted receipt and its outbox row, or recognises a duplicate or a conflict; logs the attempt.
+pub fn submit(
+    conn: &mut PgConnection,
+    merchant_id: &str,
+    receipt: Receipt,
+    now: DateTime<Utc>,
+) -> QueryResult<Outcome> {
+    conn.transaction(|conn| {
+        diesel::insert_into(places::table)
+            .values((places::place_id.eq(&receipt.place_id), places::merchant_id.eq(merchant_id)))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        let owner: String =
+            places::table.find(&receipt.place_id).select(places::merchant_id).for_share().first(conn)?;
+        if owner != merchant_id {
+            let reasons = json!([{ "code": "place_forbidden", "message": "the place belongs to another merchant" }]);
+            log_attempt(conn, Some(merchant_id), Some(&receipt.transaction_id), "rejected", Some(reasons), None)?;
+            return Ok(Outcome::ForeignPlace);
+        }
+
+        let content_hash = receipt.content_hash();
+        let envelope = ReceiptEnvelope::new(merchant_id.to_owned(), now, receipt);
+        let receipt = &envelope.receipt;
+        let inserted = diesel::insert_into(accepted_receipts::table)
+            .values((
+                accepted_receipts::merchant_id.eq(merchant_id),
+                accepted_receipts::transaction_id.eq(&receipt.transaction_id),
+                accepted_receipts::place_id.eq(&receipt.place_id),
+                accepted_receipts::content_hash.eq(&content_hash),
+                accepted_receipts::receipt.eq(serde_json::to_value(receipt).unwrap_or_default()),
+                accepted_receipts::received_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+
+        let (outcome, status, reasons) = if inserted == 1 {
+            diesel::insert_into(outbox::table)
+                .values((
+                    outbox::merchant_id.eq(merchant_id),
+                    outbox::transaction_id.eq(&receipt.transaction_id),
+                    outbox::message_key.eq(&receipt.place_id),
+                    outbox::payload.eq(envelope.to_json()),
+                ))
+                .execute(conn)?;
+            (Outcome::Accepted { received_at: now }, "accepted", None)
+        } else {
+            let (stored_hash, received_at): (String, DateTime<Utc>) = accepted_receipts::table
+                .find((merchant_id, &receipt.transaction_id))
+                .select((accepted_receipts::content_hash, accepted_receipts::received_at))
+                .first(conn)?;
+            if stored_hash == content_hash {
+                (Outcome::Duplicate { received_at }, "duplicate", None)
+            } else {
+                let reasons =
+                    json!([{ "code": "transaction_conflict", "message": "same transaction_id, different content" }]);
+                (Outcome::Conflict, "conflict", Some(reasons))
+            }
+        };
+        log_attempt(conn, Some(merchant_id), Some(&receipt.transaction_id), status, reasons, None)?;
+        Ok(outcome)
+    })
+}
+
+/// Appends a row to the receipt log.
+pub fn log_attempt(
+    conn: &mut PgConnection,
+    merchant_id: Option<&str>,
+    transaction_id: Option<&str>,
+    outcome: &str,
+    reasons: Option<Value>,
+    rejected_body: Option<&str>,
+) -> QueryResult<()> {
+    diesel::insert_into(receipt_log::table)
+        .values((
+            receipt_log::merchant_id.eq(merchant_id),
+            receipt_log::transaction_id.eq(transaction_id),
+            receipt_log::outcome.eq(outcome),
+            receipt_log::reasons.eq(reasons),
+            receipt_log::rejected_body.eq(rejected_body),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The accepted record and the log of one transaction id, within a merchant scope (None: any merchant).
+pub fn receipt_status(
+    conn: &mut PgConnection,
+    merchant_scope: Option<&str>,
+    transaction_id: &str,
+) -> QueryResult<(Option<AcceptedReceipt>, Vec<LogEntry>)> {
+    let mut accepted = accepted_receipts::table
+        .filter(accepted_receipts::transaction_id.eq(transaction_id))
+        .select(AcceptedReceipt::as_select())
+        .into_boxed();
+    let mut log = receipt_log::table
+        .filter(receipt_log::transaction_id.eq(transaction_id))
+        .select(LogEntry::as_select())
+        .order(receipt_log::id.asc())
+        .into_boxed();
+    if let Some(merchant) = merchant_scope {
+        accepted = accepted.filter(accepted_receipts::merchant_id.eq(merchant));
+        log = log.filter(receipt_log::merchant_id.eq(merchant));
+    }
+    Ok((accepted.first(conn).optional()?, log.limit(100).load(conn)?))
+}
+
+/// Filters of the receipt log listing.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub merchant_scope: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One page of the receipt log, newest first, with the total count.
+pub fn list_log(
+    conn: &mut PgConnection,
+    filter: &LogFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(i64, Vec<LogEntry>)> {
+    let query = || {
+        let mut query = receipt_log::table.into_boxed();
+        if let Some(merchant) = &filter.merchant_scope {
+            query = query.filter(receipt_log::merchant_id.eq(merchant.clone()));
+        }
+        if let Some(status) = &filter.status {
+            query = query.filter(receipt_log::outcome.eq(status.clone()));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(receipt_log::received_at.ge(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(receipt_log::received_at.lt(to));
+        }
+        query
+    };
+    let count = query().count().get_result(conn)?;
+    let rows = query()
+        .order(receipt_log::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(LogEntry::as_select())
+        .load(conn)?;
+    Ok((count, rows))
+}

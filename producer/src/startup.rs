@@ -1,0 +1,179 @@
+//! Building the producer: a server bound to its listener (port 0 in tests) plus the outbox relay.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Logger};
+use actix_web::{web, App, HttpServer};
+use chrono::TimeDelta;
+use prometheus::{IntCounterVec, IntGauge, Opts};
+use shared_models::auth;
+use shared_models::db::{self, PgPool};
+use shared_models::http::{self, AuthState, HttpMetrics, ACCESS_LOG_FORMAT};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{IntakeConfig, ProducerConfig};
+use crate::relay;
+use crate::routes::{checks, ops, tokens};
+use crate::validation::Rules;
+
+/// Producer-specific metrics, registered in the shared registry.
+#[derive(Clone)]
+pub struct ProducerMetrics {
+    pub receipts: IntCounterVec,
+    pub outbox_backlog: IntGauge,
+}
+
+impl ProducerMetrics {
+    fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let receipts = IntCounterVec::new(
+            Opts::new(
+                "receipts_total",
+                "Receipt submissions by outcome and rejection reason",
+            ),
+            &["outcome", "reason"],
+        )?;
+        let outbox_backlog = IntGauge::new(
+            "outbox_backlog",
+            "Accepted receipts not yet acknowledged by Kafka",
+        )?;
+        registry.register(Box::new(receipts.clone()))?;
+        registry.register(Box::new(outbox_backlog.clone()))?;
+        Ok(ProducerMetrics {
+            receipts,
+            outbox_backlog,
+        })
+    }
+}
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub rules: Rules,
+    pub intake: IntakeConfig,
+    pub kafka_brokers: String,
+    pub metrics: ProducerMetrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("database: {0}")]
+    Database(#[from] db::DbError),
+    #[error("bootstrap token: {0}")]
+    Bootstrap(#[from] auth::TokenError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Applies migrations (retrying while PostgreSQL starts) and stores the bootstrap admin token.
+pub async fn prepare_database(pool: &PgPool, bootstrap_token: Option<String>) -> Result<(), StartupError> {
+    let pool_ = pool.clone();
+    tokio::task::spawn_blocking(move || db::run_migrations_when_ready(&pool_, 30)).await??;
+    if let Some(secret) = bootstrap_token.filter(|secret| !secret.is_empty()) {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StartupError> {
+            let mut conn = pool.get().map_err(db::DbError::from)?;
+            Ok(auth::ensure_bootstrap_admin(&mut conn, &secret)?)
+        })
+        .await??;
+    }
+    Ok(())
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    relay: JoinHandle<()>,
+    stop_relay: watch::Sender<bool>,
+}
+
+impl Application {
+    pub async fn build(config: ProducerConfig) -> Result<Self, StartupError> {
+        let pool = db::build_pool(&config.database.database_url, config.database.database_pool_size);
+        prepare_database(&pool, config.bootstrap_admin_token.clone()).await?;
+
+        let listener = TcpListener::bind(&config.addr)
+            .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
+        let port = listener
+            .local_addr()
+            .map_err(|error| StartupError::Bind(config.addr.clone(), error))?
+            .port();
+
+        let http_metrics = HttpMetrics::new("producer")?;
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            rules: Rules {
+                total_tolerance: config.intake.total_tolerance,
+                earliest: config.intake.earliest_timestamp,
+                max_future_skew: TimeDelta::seconds(config.intake.max_future_skew_seconds as i64),
+            },
+            intake: config.intake.clone(),
+            kafka_brokers: config.kafka.kafka_brokers.clone(),
+            metrics: ProducerMetrics::register(&http_metrics.registry)?,
+        });
+        let auth_state = web::Data::new(AuthState::new(
+            pool.clone(),
+            Duration::from_secs(config.auth.token_cache_seconds),
+        ));
+        let http_metrics = web::Data::new(http_metrics);
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(Logger::new(ACCESS_LOG_FORMAT))
+                .wrap(from_fn(http::observe_requests))
+                .app_data(state.clone())
+                .app_data(auth_state.clone())
+                .app_data(http_metrics.clone())
+                .route("/health", web::get().to(http::health))
+                .route("/ready", web::get().to(ops::ready))
+                .route("/metrics", web::get().to(ops::metrics))
+                .service(
+                    web::scope("/api")
+                        .route("/checks/", web::post().to(checks::submit))
+                        .route("/checks/", web::get().to(checks::list))
+                        .route("/checks/{transaction_id}/", web::get().to(checks::status))
+                        .route("/tokens/", web::post().to(tokens::create))
+                        .route("/tokens/", web::get().to(tokens::list))
+                        .route("/tokens/{id}/", web::delete().to(tokens::revoke)),
+                )
+        })
+        .listen(listener)
+        .map_err(|error| StartupError::Bind(config.addr.clone(), error))?
+        .shutdown_timeout(20)
+        .run();
+
+        let (stop_relay, relay_stopped) = watch::channel(false);
+        let relay = tokio::spawn(relay::run(
+            pool,
+            config.kafka.kafka_brokers.clone(),
+            config.kafka.kafka_topic.clone(),
+            config.kafka.kafka_partitions,
+            config.relay.clone(),
+            relay_stopped,
+        ));
+        Ok(Application {
+            server,
+            port,
+            relay,
+            stop_relay,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT (actix handles both gracefully), then stops the relay.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.stop_relay.send(true);
+        let _ = self.relay.await;
+        result
+    }
+}

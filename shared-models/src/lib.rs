@@ -1,0 +1,18 @@
+//! What the producer, the consumer and the worker share: the database schema and its migrations, the
+//! receipt as it travels over Kafka, analytics job payloads, API tokens, and (behind features) the HTTP,
+//! Kafka and queue plumbing that more than one service needs.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod jobs;
+pub mod money;
+pub mod receipt;
+pub mod schema;
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+#[cfg(feature = "queue")]
+pub mod queue;

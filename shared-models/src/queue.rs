@@ -1,0 +1,45 @@
+//! The Redis-backed apalis queue for analytics jobs, named explicitly and configured the same way by the
+//! consumer (which enqueues) and the worker (which runs).
+
+use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_redis::{Config, ConnectionManager, RedisStorage};
+
+use crate::jobs::AnalyticsJob;
+
+pub type AnalyticsQueue = RedisStorage<AnalyticsJob, ConnectionManager>;
+
+/// How long a cron slot's idempotency key lives: far longer than one slot, so N replicas enqueue once.
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(48 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("redis: {0}")]
+    Redis(#[from] apalis_redis::RedisError),
+    #[error("enqueue: {0}")]
+    Push(String),
+}
+
+pub async fn connect(redis_url: &str, queue_name: &str) -> Result<AnalyticsQueue, QueueError> {
+    let conn = apalis_redis::connect(redis_url).await?;
+    let config = Config::default()
+        .queue(queue_name)
+        .idempotency_ttl(Some(IDEMPOTENCY_TTL))
+        .heartbeat_interval(Duration::from_secs(5))
+        .missed_heartbeats(3);
+    Ok(RedisStorage::new(conn).with_config(config))
+}
+
+/// Pushes a job, with its idempotency key when it has one.
+pub async fn enqueue(queue: &mut AnalyticsQueue, job: AnalyticsJob) -> Result<(), QueueError> {
+    let key = job.idempotency_key();
+    let mut task = TaskBuilder::new(job);
+    if let Some(key) = key {
+        task = task.idempotency_key(key);
+    }
+    queue
+        .push_task(task.build())
+        .await
+        .map_err(|error| QueueError::Push(error.to_string()))
+}

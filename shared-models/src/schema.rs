@@ -1,0 +1,157 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    accepted_receipts (merchant_id, transaction_id) {
+        merchant_id -> Text,
+        transaction_id -> Text,
+        place_id -> Text,
+        content_hash -> Text,
+        receipt -> Jsonb,
+        received_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Uuid,
+        token_hash -> Text,
+        role -> Text,
+        merchant_id -> Nullable<Text>,
+        name -> Nullable<Text>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    category_hour_rollups (place_id, hour, category) {
+        place_id -> Text,
+        hour -> Timestamptz,
+        category -> Text,
+        receipts -> Int8,
+        spent -> Numeric,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    hourly_runs (slot) {
+        slot -> Timestamptz,
+        runs -> Int4,
+        buckets -> Int8,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        kind -> Text,
+        status -> Text,
+        payload -> Jsonb,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        merchant_id -> Text,
+        transaction_id -> Text,
+        message_key -> Text,
+        payload -> Text,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    place_hour_rollups (place_id, hour) {
+        place_id -> Text,
+        hour -> Timestamptz,
+        purchases -> Int8,
+        total_amount -> Numeric,
+        vat_amount -> Numeric,
+        tips_amount -> Numeric,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    places (place_id) {
+        place_id -> Text,
+        merchant_id -> Text,
+        place_name -> Nullable<Text>,
+        total_purchases -> Int8,
+        first_purchase_at -> Nullable<Timestamptz>,
+        last_purchase_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    receipt_lines (receipt_id, line_no) {
+        receipt_id -> Int8,
+        line_no -> Int4,
+        product_id -> Text,
+        category -> Text,
+        quantity -> Numeric,
+        price -> Numeric,
+        amount -> Numeric,
+    }
+}
+
+diesel::table! {
+    receipt_log (id) {
+        id -> Int8,
+        merchant_id -> Nullable<Text>,
+        transaction_id -> Nullable<Text>,
+        outcome -> Text,
+        reasons -> Nullable<Jsonb>,
+        rejected_body -> Nullable<Text>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    receipts (id) {
+        id -> Int8,
+        merchant_id -> Text,
+        transaction_id -> Text,
+        place_id -> Text,
+        purchased_at -> Timestamptz,
+        total_amount -> Numeric,
+        vat_amount -> Numeric,
+        tips_amount -> Numeric,
+        payment_method -> Text,
+        received_at -> Timestamptz,
+        stored_at -> Timestamptz,
+        raw -> Jsonb,
+    }
+}
+
+diesel::joinable!(accepted_receipts -> places (place_id));
+diesel::joinable!(receipt_lines -> receipts (receipt_id));
+diesel::joinable!(receipts -> places (place_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accepted_receipts,
+    api_tokens,
+    category_hour_rollups,
+    hourly_runs,
+    jobs,
+    outbox,
+    place_hour_rollups,
+    places,
+    receipt_lines,
+    receipt_log,
+    receipts,
+);

@@ -1,0 +1,7 @@
+//! The worker fleet (Celery's role): runs analytics recompute jobs from the Redis queue and, in every
+//! replica, the hourly cron that enqueues one reconcile per slot.
+
+pub mod config;
+pub mod jobs;
+pub mod rollups;
+pub mod run;

@@ -1,0 +1,2 @@
+// A build script makes Cargo treat this crate's feature unification as a real dependency edge.
+fn main() {}
