@@ -30,6 +30,17 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Operate the transactional outbox.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxAction {
+    /// Publish again every receipt the consumer has not stored (after a broker lost its messages).
+    ReplayUnconsumed,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +111,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Tokens { action } => run_token_command(&cli.config.database, action),
+        Command::Outbox {
+            action: OutboxAction::ReplayUnconsumed,
+        } => {
+            let pool = db::build_pool(&cli.config.database.database_url, 1);
+            db::run_migrations(&pool)
+                .map_err(|error| error.to_string())
+                .and_then(|()| producer::relay::replay_unconsumed(&pool).map_err(|error| error.to_string()))
+                .map(|count| println!("{count} receipts queued for publication again"))
+        }
         Command::Migrate => db::run_migrations(&db::build_pool(&cli.config.database.database_url, 1))
             .map_err(|error| error.to_string()),
         Command::Serve => actix_web::rt::System::new().block_on(async move {

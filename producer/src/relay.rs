@@ -208,3 +208,17 @@ pub async fn run(
     }
     log::info!("outbox relay stopped");
 }
+
+/// Marks for publication again every published receipt the consumer has not stored (after a broker that
+/// lost its messages, such as the local stack's in-memory one). The consumer is idempotent, so a receipt
+/// published twice is stored once. Returns how many rows were re-queued.
+pub fn replay_unconsumed(pool: &PgPool) -> Result<usize, RelayError> {
+    let mut conn = pool.get()?;
+    Ok(diesel::sql_query(
+        "UPDATE outbox o SET published_at = NULL
+         WHERE o.published_at IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM receipts r
+                           WHERE r.merchant_id = o.merchant_id AND r.transaction_id = o.transaction_id)",
+    )
+    .execute(&mut conn)?)
+}

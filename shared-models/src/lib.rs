@@ -16,3 +16,5 @@ pub mod http;
 pub mod kafka;
 #[cfg(feature = "queue")]
 pub mod queue;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -43,6 +43,11 @@ async fn on_tick(
     Ok(())
 }
 
+/// Errors that retrying cannot fix come wrapped in [`AbortError`].
+fn is_retryable(error: &BoxDynError) -> bool {
+    error.downcast_ref::<AbortError>().is_none()
+}
+
 async fn stopped(mut shutdown: watch::Receiver<bool>) -> Result<(), std::io::Error> {
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
@@ -80,7 +85,7 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
     .make_backoff();
     let policy = RetryPolicy::retries(config.job_retries)
         .with_backoff(backoff)
-        .retry_if(|error: &BoxDynError| error.downcast_ref::<AbortError>().is_none());
+        .retry_if(is_retryable as fn(&BoxDynError) -> bool);
     let job_worker = WorkerBuilder::new(name.as_str())
         .backend(analytics_queue.clone())
         .retry(policy)

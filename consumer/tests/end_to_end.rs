@@ -1,0 +1,314 @@
+//! The whole pipeline through real services: receipts posted to the producer reach the consumer's
+//! analytics through the outbox, the Kafka broker, PostgreSQL and the worker's rollups.
+
+use std::time::{Duration, Instant};
+
+use consumer::config::{ConsumerConfig, IngestConfig};
+use producer::config::{IntakeConfig, ProducerConfig, RelayConfig};
+use serde_json::{json, Value};
+use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
+use shared_models::testing::{fresh_database, service_url, unique_name};
+use tokio::sync::watch;
+use worker::config::WorkerConfig;
+
+struct Stack {
+    producer: String,
+    consumer: String,
+    admin_token: String,
+    http: reqwest::Client,
+    _stop_worker: watch::Sender<bool>,
+}
+
+async fn spawn_stack() -> Stack {
+    let (database_url, _) = tokio::task::spawn_blocking(fresh_database)
+        .await
+        .expect("database");
+    let database = DatabaseConfig {
+        database_url,
+        database_pool_size: 8,
+    };
+    let topic = unique_name("receipts");
+    let kafka = KafkaConfig {
+        kafka_brokers: service_url("TEST_KAFKA_BROKERS"),
+        kafka_dlq_topic: format!("{topic}.dlq"),
+        kafka_topic: topic,
+        kafka_partitions: 3,
+    };
+    let redis = RedisConfig {
+        redis_url: service_url("TEST_REDIS_URL"),
+        analytics_queue: unique_name("analytics"),
+    };
+    let auth = AuthConfig {
+        token_cache_seconds: 1,
+    };
+    let admin_token = unique_name("rcpt_admin");
+
+    let producer = producer::startup::Application::build(ProducerConfig {
+        addr: "127.0.0.1:0".into(),
+        database: database.clone(),
+        kafka: kafka.clone(),
+        auth: auth.clone(),
+        bootstrap_admin_token: Some(admin_token.clone()),
+        intake: IntakeConfig {
+            max_body_bytes: 1024 * 1024,
+            total_tolerance: "0.01".parse().expect("decimal"),
+            max_future_skew_seconds: 600,
+            earliest_timestamp: "2000-01-01T00:00:00Z".parse().expect("time"),
+            rejected_body_log_bytes: 4096,
+        },
+        relay: RelayConfig {
+            relay_batch_size: 100,
+            relay_poll_ms: 50,
+            kafka_message_timeout_ms: 15000,
+        },
+    })
+    .await
+    .expect("producer starts");
+    let producer_url = format!("http://127.0.0.1:{}", producer.port());
+    tokio::spawn(producer.run_until_stopped());
+
+    let consumer = consumer::startup::Application::build(ConsumerConfig {
+        addr: "127.0.0.1:0".into(),
+        database: database.clone(),
+        kafka,
+        redis: redis.clone(),
+        auth,
+        ingest: IngestConfig {
+            group_id: unique_name("group"),
+            batch_size: 100,
+            batch_ms: 50,
+            store_attempts: 3,
+        },
+    })
+    .await
+    .expect("consumer starts");
+    let consumer_url = format!("http://127.0.0.1:{}", consumer.port());
+    tokio::spawn(consumer.run_until_stopped());
+
+    let (stop_worker, worker_stopped) = watch::channel(false);
+    let worker_config = WorkerConfig {
+        database,
+        redis,
+        hourly_schedule: "0 0 * * * *".into(),
+        reconcile_lookback_hours: 2,
+        job_retries: 2,
+        concurrency: 2,
+        worker_name: Some(unique_name("worker")),
+    };
+    // The worker runs on its own thread and runtime, as its own process would.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        if let Err(error) = runtime.block_on(worker::run::run(worker_config, worker_stopped)) {
+            eprintln!("worker stopped: {error}");
+        }
+    });
+
+    Stack {
+        producer: producer_url,
+        consumer: consumer_url,
+        admin_token,
+        http: reqwest::Client::new(),
+        _stop_worker: stop_worker,
+    }
+}
+
+impl Stack {
+    async fn send(&self, request: reqwest::RequestBuilder, token: &str) -> (u16, Value) {
+        let response = request.bearer_auth(token).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn merchant_token(&self, merchant_id: &str) -> String {
+        let (status, body) = self
+            .send(
+                self.http
+                    .post(format!("{}/api/tokens/", self.producer))
+                    .json(&json!({
+                        "role": "merchant", "merchant_id": merchant_id, "name": "e2e"
+                    })),
+                &self.admin_token,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token shown once").to_owned()
+    }
+
+    async fn post_receipt(&self, token: &str, receipt: &Value) -> (u16, Value) {
+        self.send(
+            self.http
+                .post(format!("{}/api/checks/", self.producer))
+                .json(receipt),
+            token,
+        )
+        .await
+    }
+
+    /// Polls analytics until `ready` holds for the body, or fails after 60 s.
+    async fn analytics_until(&self, token: &str, query: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self
+                .send(
+                    self.http.get(format!("{}/api/analytics/?{query}", self.consumer)),
+                    token,
+                )
+                .await;
+            if status == 200 && ready(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "analytics never became ready: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn spec_receipt(transaction_id: &str) -> Value {
+    json!({
+        "transaction_id": transaction_id,
+        "timestamp": "2024-02-07T12:34:56",
+        "place_id": "store-abc",
+        "place_name": "Store ABC",
+        "items": [
+            { "product_id": "product_id_1", "quantity": 2, "price": 10.99, "category": "groceries" },
+            { "product_id": "product_id_2", "quantity": 1, "price": 5.49, "category": "electronics" }
+        ],
+        "total_amount": 27.47,
+        "vat_amount": 2.47,
+        "tips_amount": 3.0,
+        "payment_method": "credit_card",
+        "loyalty_card": "kept as an extra field"
+    })
+}
+
+fn weighed_receipt(transaction_id: &str) -> Value {
+    json!({
+        "transaction_id": transaction_id,
+        "timestamp": "2024-02-07T14:10:00+00:00",
+        "place_id": "store-abc",
+        "items": [{ "product_id": "apples", "quantity": "1.5", "price": "0.99", "category": " Groceries " }],
+        "total_amount": "1.49",
+        "vat_amount": 0.1,
+        "payment_method": "CASH"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receipts_posted_to_the_producer_show_up_exactly_in_the_consumers_analytics() {
+    let stack = spawn_stack().await;
+    let merchant = stack.merchant_token("merchant-1").await;
+
+    let (status, body) = stack.post_receipt(&merchant, &spec_receipt("t-1")).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "accepted");
+    let (status, body) = stack.post_receipt(&merchant, &spec_receipt("t-1")).await;
+    assert_eq!(
+        (status, body["status"].clone()),
+        (200, json!("duplicate")),
+        "{body}"
+    );
+    let mut changed = spec_receipt("t-1");
+    changed["tips_amount"] = json!(4);
+    let (status, body) = stack.post_receipt(&merchant, &changed).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (409, json!("transaction_conflict")),
+        "{body}"
+    );
+    let (status, body) = stack.post_receipt(&merchant, &weighed_receipt("t-2")).await;
+    assert_eq!(status, 202, "{body}");
+
+    // All time is answered from the worker's hourly rollups alone, so this waits for the worker too.
+    let all_time = stack
+        .analytics_until(&merchant, "", |body| body["summary"]["total_purchases"] == 2)
+        .await;
+    let summary = &all_time["summary"];
+    assert_eq!(summary["total_amount"], json!(28.96));
+    assert_eq!(summary["average_receipt"], json!(14.48));
+    assert_eq!(
+        summary["taxes_amount"],
+        json!({ "total_vat": 2.57, "total_tips": 3.00 })
+    );
+    assert_eq!(
+        summary["category_analytics"]["groceries"],
+        json!({ "total_spent": 23.47, "average_receipt": 11.74 })
+    );
+    assert_eq!(
+        summary["category_analytics"]["electronics"],
+        json!({ "total_spent": 5.49, "average_receipt": 5.49 })
+    );
+    assert_eq!(all_time["count"], 1);
+    assert_eq!(all_time["results"][0]["place_id"], "store-abc");
+    assert_eq!(all_time["results"][0]["place_name"], "Store ABC");
+
+    // A period with ragged edges: 12:30 to 14:05 holds the first receipt only (edge scan + rollup of 13:00).
+    let period = stack
+        .analytics_until(
+            &merchant,
+            "from=2024-02-07T12:30:00Z&to=2024-02-07T14:05:00Z",
+            |_| true,
+        )
+        .await;
+    assert_eq!(period["summary"]["total_purchases"], 1, "{period}");
+    assert_eq!(period["summary"]["total_amount"], json!(27.47));
+    // A period inside one hour.
+    let inside = stack
+        .analytics_until(
+            &merchant,
+            "from=2024-02-07T14:09:00Z&to=2024-02-07T14:11:00Z",
+            |_| true,
+        )
+        .await;
+    assert_eq!(inside["summary"]["total_purchases"], 1, "{inside}");
+    assert_eq!(
+        inside["summary"]["category_analytics"]["groceries"]["total_spent"],
+        json!(1.49)
+    );
+    // An empty period gives zeros.
+    let empty = stack
+        .analytics_until(&merchant, "from=2030-01-01T00:00:00Z", |_| true)
+        .await;
+    assert_eq!(empty["summary"]["total_purchases"], 0);
+    assert_eq!(empty["summary"]["average_receipt"], json!(0.00));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn merchants_cannot_use_or_see_another_merchants_place() {
+    let stack = spawn_stack().await;
+    let owner = stack.merchant_token("owner").await;
+    let other = stack.merchant_token("other").await;
+
+    assert_eq!(stack.post_receipt(&owner, &spec_receipt("o-1")).await.0, 202);
+    let (status, body) = stack.post_receipt(&other, &spec_receipt("x-1")).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "forbidden");
+
+    let (status, _) = stack
+        .send(
+            stack
+                .http
+                .get(format!("{}/api/places/store-abc/", stack.consumer)),
+            &other,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = stack
+        .send(stack.http.get(format!("{}/api/places/", stack.consumer)), &other)
+        .await;
+    assert_eq!((status, body["count"].clone()), (200, json!(0)));
+
+    let response = stack
+        .http
+        .get(format!("{}/api/places/", stack.consumer))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 401);
+    assert!(response.headers().contains_key("www-authenticate"));
+}

@@ -1,0 +1,113 @@
+# Shared shell helpers for the local stack (scripts/stack.sh) and the test run (scripts/test.sh).
+# Sourced, not executed.
+
+TOOLS_DIR="${RECEIPTS_TOOLS_DIR:-$HOME/.cache/receipts-tools}"
+TANSU_BIN="$TOOLS_DIR/tansu/bin/tansu"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+pg_bin_dir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && echo "$dir"
+}
+
+# Installs PostgreSQL, Redis and the tansu broker when they are missing.
+ensure_dependencies() {
+  local missing=""
+  [ -n "$(pg_bin_dir)" ] || missing="$missing postgresql"
+  command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+  [ -f /usr/include/postgresql/libpq-fe.h ] || missing="$missing libpq-dev"
+  command -v curl >/dev/null 2>&1 || missing="$missing curl"
+  if [ -n "$missing" ]; then
+    log "installing Debian packages:$missing"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+  fi
+  if [ ! -x "$TANSU_BIN" ]; then
+    log "installing the tansu Kafka broker from crates.io (about 10 minutes, once)"
+    cargo install --locked tansu --features dynostore,postgres --root "$TOOLS_DIR/tansu"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# PostgreSQL refuses to run as root: run its tools as the postgres user then.
+as_pg_user() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# start_postgres DATA_DIR PORT: a private cluster (initdb on first use), trust auth on loopback only.
+start_postgres() {
+  local data="$1" port="$2" bin
+  bin=$(pg_bin_dir)
+  mkdir -p "$data"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$data"
+  chmod 700 "$data"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    as_pg_user "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 >/dev/null
+  fi
+  as_pg_user "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${PG_FSYNC:-on}" start >/dev/null
+}
+
+stop_postgres() {
+  local data="$1" bin
+  bin=$(pg_bin_dir)
+  [ -f "$data/postmaster.pid" ] && as_pg_user "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# start_redis DIR PORT
+start_redis() {
+  local dir="$1" port="$2"
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --dir "$dir" --pidfile "$dir/redis.pid" \
+    --logfile "$dir/redis.log" --appendonly yes >/dev/null
+}
+
+stop_redis() {
+  local dir="$1"
+  if [ -f "$dir/redis.pid" ]; then
+    kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    rm -f "$dir/redis.pid"
+  fi
+}
+
+# start_tansu DIR PORT: an in-memory Kafka-protocol broker in the background.
+start_tansu() {
+  local dir="$1" port="$2"
+  mkdir -p "$dir"
+  nohup "$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/ >"$dir/tansu.log" 2>&1 &
+  echo $! >"$dir/tansu.pid"
+}
+
+stop_pidfile() {
+  local file="$1"
+  if [ -f "$file" ]; then
+    local pid
+    pid=$(cat "$file")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$file"
+  fi
+}
+
+wait_for_port() {
+  local port="$1" what="$2"
+  for _ in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  log "$what did not open port $port"
+  return 1
+}
