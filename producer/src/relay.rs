@@ -81,12 +81,14 @@ pub fn publish_batch(
         let deliveries: Vec<_> = rows
             .iter()
             .map(|(_, _, _, key, payload)| {
-                producer.send_result(
-                    FutureRecord::to(topic)
-                        .key(key)
-                        .payload(payload)
-                        .headers(headers()),
-                )
+                producer
+                    .send_result(
+                        FutureRecord::to(topic)
+                            .key(key)
+                            .payload(payload)
+                            .headers(headers()),
+                    )
+                    .map_err(|(error, _)| error)
             })
             .collect();
         let mut published = Vec::with_capacity(rows.len());
@@ -98,7 +100,7 @@ pub fn publish_batch(
                     Ok(Err((error, _))) => Err(error.to_string()),
                     Err(_) => Err("delivery cancelled".to_owned()),
                 },
-                Err((error, _)) => Err(error.to_string()),
+                Err(error) => Err(error.to_string()),
             };
             match outcome {
                 Ok(()) => published.push(row),
