@@ -506,10 +506,13 @@ mod tests {
         validate(object, &Rules::default(), now())
     }
 
+    /// How a case changes the valid receipt.
+    type Change = Box<dyn Fn(&mut Value)>;
+
     /// (what is changed, the field path reported, the code reported)
     #[test]
     fn each_invalid_receipt_reports_its_field_and_code() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str, &str)> = vec![
+        let cases: Vec<(&str, Change, &str, &str)> = vec![
             (
                 "no transaction_id",
                 Box::new(|b| {
