@@ -58,7 +58,8 @@ pub struct RedisConfig {
 /// Authentication settings shared by both HTTP services.
 #[derive(Debug, Clone, Args)]
 pub struct AuthConfig {
-    /// How long a verified token is trusted before it is looked up again (revocation delay), in seconds.
-    #[arg(long, env = "TOKEN_CACHE_SECONDS", default_value_t = 30)]
+    /// How long a verified token is trusted before it is looked up again, in seconds (at most 60, so that a
+    /// revoked token stops working within a minute on every replica).
+    #[arg(long, env = "TOKEN_CACHE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=60))]
     pub token_cache_seconds: u64,
 }
