@@ -26,5 +26,6 @@ wait_for_port "$KAFKA_PORT" tansu
 export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 export TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+export TEST_TANSU_BIN="$TANSU_BIN"
 export RUST_LOG="${RUST_LOG:-warn}"
 cargo test --workspace --all-targets "$@"

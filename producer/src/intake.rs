@@ -4,9 +4,12 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use shared_models::auth::{Principal, Role};
 use shared_models::receipt::{Receipt, ReceiptEnvelope};
 use shared_models::schema::{accepted_receipts, outbox, places, receipt_log};
+
+use crate::validation::{self, FieldError, Rules};
 
 /// What became of a submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,4 +210,88 @@ pub fn list_log(
         .select(LogEntry::as_select())
         .load(conn)?;
     Ok((count, rows))
+}
+
+/// What intake decided about one receipt body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Stored(Outcome),
+    Invalid(Vec<FieldError>),
+    /// The caller may not submit this receipt (another merchant's `merchant_id` or place, or no role).
+    Forbidden(String),
+}
+
+/// Validates, resolves the merchant and the place, and stores one receipt; every outcome is logged.
+pub fn judge(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    body: &Map<String, Value>,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    rejected_body: Option<&str>,
+) -> QueryResult<Verdict> {
+    let transaction_id = body.get("transaction_id").and_then(Value::as_str);
+    let reject = |conn: &mut PgConnection, merchant: Option<&str>, reasons: Value| {
+        log_attempt(
+            conn,
+            merchant,
+            transaction_id,
+            "rejected",
+            Some(reasons),
+            rejected_body,
+        )
+    };
+    let token_merchant = principal.merchant_id.as_deref();
+    let valid = match validation::validate(body, rules, now) {
+        Ok(valid) => valid,
+        Err(details) => {
+            reject(conn, token_merchant, json!(details))?;
+            return Ok(Verdict::Invalid(details));
+        }
+    };
+    let merchant_id = match (principal.role, valid.merchant_id.as_deref(), token_merchant) {
+        (Role::Merchant, Some(named), Some(own)) if named != own => None,
+        (Role::Merchant, _, Some(own)) => Some(own.to_owned()),
+        (Role::Admin, Some(named), _) => Some(named.to_owned()),
+        (Role::Admin, None, _) => {
+            let details = vec![FieldError::new(
+                "merchant_id",
+                "required",
+                "an admin submits on behalf of a merchant: merchant_id is required",
+            )];
+            reject(conn, None, json!(details))?;
+            return Ok(Verdict::Invalid(details));
+        }
+        _ => None,
+    };
+    let Some(merchant_id) = merchant_id else {
+        let message = "receipts can only be submitted for the token's own merchant";
+        reject(
+            conn,
+            token_merchant,
+            json!([{ "code": "merchant_not_allowed", "message": message }]),
+        )?;
+        return Ok(Verdict::Forbidden(message.into()));
+    };
+    let place_id = match valid.place_id.clone() {
+        Some(place_id) => place_id,
+        None => match sole_place(conn, &merchant_id)? {
+            Some(place_id) => place_id,
+            None => {
+                let details = vec![FieldError::new(
+                    "place_id",
+                    "required",
+                    "place_id is required unless the merchant has exactly one place",
+                )];
+                reject(conn, Some(&merchant_id), json!(details))?;
+                return Ok(Verdict::Invalid(details));
+            }
+        },
+    };
+    Ok(Verdict::Stored(submit(
+        conn,
+        &merchant_id,
+        valid.into_receipt(place_id),
+        now,
+    )?))
 }

@@ -137,6 +137,7 @@ impl Application {
                     web::scope("/api")
                         .route("/checks/", web::post().to(checks::submit))
                         .route("/checks/", web::get().to(checks::list))
+                        .route("/checks/batch/", web::post().to(checks::submit_batch))
                         .route("/checks/{transaction_id}/", web::get().to(checks::status))
                         .route("/tokens/", web::post().to(tokens::create))
                         .route("/tokens/", web::get().to(tokens::list))

@@ -2,14 +2,15 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use diesel::Connection;
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use shared_models::auth::{Principal, Role};
 use shared_models::http::{Authenticated, PageRequest};
 
 use crate::error::ApiError;
-use crate::intake::{self, LogFilter, Outcome};
+use crate::intake::{self, LogFilter, Outcome, Verdict};
 use crate::routes::with_db;
 use crate::startup::AppState;
 use crate::validation::{self, FieldError};
@@ -63,26 +64,52 @@ fn truncated(body: &[u8], limit: usize) -> String {
     String::from_utf8_lossy(cut).into_owned()
 }
 
-/// The merchant a submission is for: the token's own, or for an admin the receipt's `merchant_id`.
-fn submitting_merchant(principal: &Principal, named: Option<&str>) -> Result<String, ApiError> {
-    match principal.role {
-        Role::Merchant => {
-            let own = principal.merchant_id.clone().unwrap_or_default();
-            match named {
-                Some(other) if other != own => {
-                    Err(ApiError::forbidden("merchant_id of the token's own merchant"))
-                }
-                _ => Ok(own),
-            }
+/// Counts a verdict in `producer_receipts_total`.
+fn count(state: &AppState, verdict: &Verdict) {
+    let (outcome, reason) = match verdict {
+        Verdict::Stored(Outcome::Accepted { .. }) => ("accepted", ""),
+        Verdict::Stored(Outcome::Duplicate { .. }) => ("duplicate", ""),
+        Verdict::Stored(Outcome::Conflict) => ("conflict", "transaction_conflict"),
+        Verdict::Stored(Outcome::ForeignPlace) => ("rejected", "place_forbidden"),
+        Verdict::Invalid(_) => ("rejected", "validation_failed"),
+        Verdict::Forbidden(_) => ("rejected", "merchant_not_allowed"),
+    };
+    state.metrics.receipts.with_label_values(&[outcome, reason]).inc();
+}
+
+fn foreign_place() -> ApiError {
+    ApiError::forbidden("ownership of the place (it belongs to another merchant)")
+}
+
+/// Reads the body and parses it as JSON, logging what cannot be read.
+async fn read_json(
+    state: &web::Data<AppState>,
+    principal: &Principal,
+    payload: web::Payload,
+) -> Result<(Value, String), ApiError> {
+    let reject = |reasons: Value, body: Option<String>| Rejection {
+        merchant_id: principal.merchant_id.clone(),
+        transaction_id: None,
+        reasons,
+        body,
+    };
+    let body = match read_body(payload, state.intake.max_body_bytes).await {
+        Ok(body) => body,
+        Err(error) => {
+            let reasons = json!([{ "code": "payload_too_large", "message": error.to_string() }]);
+            log_rejection(state, reject(reasons, None), "payload_too_large").await;
+            return Err(error);
         }
-        Role::Admin => named.map(str::to_owned).ok_or_else(|| {
-            ApiError::Validation(vec![FieldError::new(
-                "merchant_id",
-                "required",
-                "an admin submits on behalf of a merchant: merchant_id is required",
-            )])
-        }),
-        Role::Analyst => Err(ApiError::forbidden("merchant or admin")),
+    };
+    let kept = truncated(&body, state.intake.rejected_body_log_bytes);
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(value) => Ok((value, kept)),
+        Err(parse_error) => {
+            let error = ApiError::MalformedJson(format!("the body is not valid JSON: {parse_error}"));
+            let reasons = json!([{ "code": "malformed_json", "message": error.to_string() }]);
+            log_rejection(state, reject(reasons, Some(kept)), "malformed_json").await;
+            Err(error)
+        }
     }
 }
 
@@ -93,149 +120,133 @@ pub async fn submit(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.require(&[Role::Merchant, Role::Admin])?.clone();
-    let token_merchant = principal.merchant_id.clone();
-    let reject = |reasons: Value, body: Option<String>| Rejection {
-        merchant_id: token_merchant.clone(),
-        transaction_id: None,
-        reasons,
-        body,
+    let (value, kept) = read_json(&state, &principal, payload).await?;
+    let Value::Object(object) = value else {
+        let error = ApiError::MalformedJson("the body must be a JSON object (one receipt)".into());
+        let reasons = json!([{ "code": "malformed_json", "message": error.to_string() }]);
+        let rejection = Rejection {
+            merchant_id: principal.merchant_id.clone(),
+            transaction_id: None,
+            reasons,
+            body: Some(kept),
+        };
+        log_rejection(&state, rejection, "malformed_json").await;
+        return Err(error);
     };
-
-    let body = match read_body(payload, state.intake.max_body_bytes).await {
-        Ok(body) => body,
-        Err(error) => {
-            let reasons = json!([{ "code": "payload_too_large", "message": error.to_string() }]);
-            log_rejection(&state, reject(reasons, None), "payload_too_large").await;
-            return Err(error);
-        }
-    };
-    let keep = state.intake.rejected_body_log_bytes;
-    let object: Map<String, Value> = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(object)) => object,
-        Ok(_) => {
-            let error = ApiError::MalformedJson("the body must be a JSON object (one receipt)".into());
-            let reasons = json!([{ "code": "malformed_json", "message": error.to_string() }]);
-            log_rejection(
-                &state,
-                reject(reasons, Some(truncated(&body, keep))),
-                "malformed_json",
-            )
-            .await;
-            return Err(error);
-        }
-        Err(parse_error) => {
-            let error = ApiError::MalformedJson(format!("the body is not valid JSON: {parse_error}"));
-            let reasons = json!([{ "code": "malformed_json", "message": error.to_string() }]);
-            log_rejection(
-                &state,
-                reject(reasons, Some(truncated(&body, keep))),
-                "malformed_json",
-            )
-            .await;
-            return Err(error);
-        }
-    };
-
     let transaction_id = object
         .get("transaction_id")
         .and_then(Value::as_str)
-        .map(str::to_owned);
-    let now = Utc::now();
-    let valid = match validation::validate(&object, &state.rules, now) {
-        Ok(valid) => valid,
-        Err(details) => {
-            let mut rejection = reject(json!(details), Some(truncated(&body, keep)));
-            rejection.transaction_id = transaction_id;
-            log_rejection(&state, rejection, "validation_failed").await;
-            return Err(ApiError::Validation(details));
-        }
-    };
-    let merchant_id = match submitting_merchant(&principal, valid.merchant_id.as_deref()) {
-        Ok(merchant_id) => merchant_id,
-        Err(error) => {
-            let reasons = json!([{ "code": "merchant_not_allowed", "message": error.to_string() }]);
-            let mut rejection = reject(reasons, None);
-            rejection.transaction_id = transaction_id;
-            log_rejection(&state, rejection, "merchant_not_allowed").await;
-            return Err(error);
-        }
-    };
-
+        .unwrap_or_default()
+        .to_owned();
     let state_ = state.clone();
-    let outcome = with_db(&state, move |conn| {
-        let place_id = match valid.place_id.clone() {
-            Some(place_id) => place_id,
-            None => match intake::sole_place(conn, &merchant_id)? {
-                Some(place_id) => place_id,
-                None => {
-                    let details = vec![FieldError::new(
-                        "place_id",
-                        "required",
-                        "place_id is required unless the merchant has exactly one place",
-                    )];
-                    intake::log_attempt(
-                        conn,
-                        Some(&merchant_id),
-                        Some(valid.transaction_id()),
-                        "rejected",
-                        Some(json!(details)),
-                        None,
-                    )?;
-                    return Err(ApiError::Validation(details));
-                }
-            },
-        };
-        let transaction_id = valid.transaction_id().to_owned();
-        Ok((
-            transaction_id,
-            intake::submit(conn, &merchant_id, valid.into_receipt(place_id), now)?,
-        ))
+    let verdict = with_db(&state, move |conn| {
+        Ok(intake::judge(
+            conn,
+            &principal,
+            &object,
+            &state_.rules,
+            Utc::now(),
+            Some(&kept),
+        )?)
     })
-    .await;
-    let (transaction_id, outcome) = match outcome {
-        Ok(result) => result,
-        Err(error) => {
-            let reason = if matches!(error, ApiError::Validation(_)) {
-                "validation_failed"
-            } else {
-                "unavailable"
-            };
-            state_
-                .metrics
-                .receipts
-                .with_label_values(&["rejected", reason])
-                .inc();
-            return Err(error);
-        }
-    };
-    let metric =
-        |outcome: &str, reason: &str| state.metrics.receipts.with_label_values(&[outcome, reason]).inc();
-    match outcome {
-        Outcome::Accepted { received_at } => {
-            metric("accepted", "");
-            Ok(HttpResponse::Accepted().json(json!({
-                "transaction_id": transaction_id, "status": "accepted", "received_at": received_at,
-            })))
-        }
-        Outcome::Duplicate { received_at } => {
-            metric("duplicate", "");
-            Ok(HttpResponse::Ok().json(json!({
-                "transaction_id": transaction_id, "status": "duplicate", "received_at": received_at,
-            })))
-        }
-        Outcome::Conflict => {
-            metric("conflict", "transaction_conflict");
-            Err(ApiError::Conflict(format!(
-                "transaction_id {transaction_id} was already accepted with different content"
-            )))
-        }
-        Outcome::ForeignPlace => {
-            metric("rejected", "place_forbidden");
-            Err(ApiError::forbidden(
-                "ownership of the place (it belongs to another merchant)",
+    .await?;
+    count(&state, &verdict);
+    match verdict {
+        Verdict::Stored(Outcome::Accepted { received_at }) => Ok(HttpResponse::Accepted().json(json!({
+            "transaction_id": transaction_id, "status": "accepted", "received_at": received_at,
+        }))),
+        Verdict::Stored(Outcome::Duplicate { received_at }) => Ok(HttpResponse::Ok().json(json!({
+            "transaction_id": transaction_id, "status": "duplicate", "received_at": received_at,
+        }))),
+        Verdict::Stored(Outcome::Conflict) => Err(ApiError::Conflict(format!(
+            "transaction_id {transaction_id} was already accepted with different content"
+        ))),
+        Verdict::Stored(Outcome::ForeignPlace) => Err(foreign_place()),
+        Verdict::Invalid(details) => Err(ApiError::Validation(details)),
+        Verdict::Forbidden(_) => Err(ApiError::forbidden("merchant_id of the token's own merchant")),
+    }
+}
+
+/// Most receipts in one batch.
+const MAX_BATCH: usize = 1000;
+
+/// `POST /api/checks/batch/`: up to 1000 receipts (a JSON array, or `{"receipts": [...]}`), each judged on
+/// its own, all accepted ones stored in one transaction; the answer lists a status per receipt, in order.
+pub async fn submit_batch(
+    auth: Authenticated,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = auth.require(&[Role::Merchant, Role::Admin])?.clone();
+    let (value, _) = read_json(&state, &principal, payload).await?;
+    let receipts = match value {
+        Value::Array(receipts) => receipts,
+        Value::Object(mut object) => match object.remove("receipts") {
+            Some(Value::Array(receipts)) => receipts,
+            _ => {
+                return Err(ApiError::MalformedJson(
+                    "the body must be a list of receipts".into(),
+                ))
+            }
+        },
+        _ => {
+            return Err(ApiError::MalformedJson(
+                "the body must be a list of receipts".into(),
             ))
         }
+    };
+    if receipts.is_empty() || receipts.len() > MAX_BATCH {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "receipts",
+            "invalid_length",
+            format!("a batch holds 1 to {MAX_BATCH} receipts"),
+        )]));
     }
+    let state_ = state.clone();
+    let verdicts = with_db(&state, move |conn| {
+        let now = Utc::now();
+        Ok(conn.transaction(|conn| {
+            receipts
+                .iter()
+                .map(|receipt| match receipt {
+                    Value::Object(object) => {
+                        intake::judge(conn, &principal, object, &state_.rules, now, None)
+                    }
+                    _ => Ok(Verdict::Invalid(vec![FieldError::new(
+                        "",
+                        "invalid_type",
+                        "a receipt must be an object",
+                    )])),
+                })
+                .collect::<Result<Vec<_>, diesel::result::Error>>()
+        })?)
+    })
+    .await?;
+    let results: Vec<Value> = verdicts
+        .iter()
+        .enumerate()
+        .map(|(index, verdict)| {
+            count(&state, verdict);
+            match verdict {
+                Verdict::Stored(Outcome::Accepted { received_at }) => {
+                    json!({ "index": index, "status": "accepted", "received_at": received_at })
+                }
+                Verdict::Stored(Outcome::Duplicate { received_at }) => {
+                    json!({ "index": index, "status": "duplicate", "received_at": received_at })
+                }
+                Verdict::Stored(Outcome::Conflict) => {
+                    json!({ "index": index, "status": "conflict", "error": "transaction_conflict" })
+                }
+                Verdict::Stored(Outcome::ForeignPlace) | Verdict::Forbidden(_) => {
+                    json!({ "index": index, "status": "forbidden", "error": "forbidden" })
+                }
+                Verdict::Invalid(details) => {
+                    json!({ "index": index, "status": "rejected", "error": "validation_failed", "details": details })
+                }
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "count": results.len(), "results": results })))
 }
 
 /// `GET /api/checks/{transaction_id}/`: the receipt's log.

@@ -1,0 +1,189 @@
+//! The consumer group against a real broker and PostgreSQL: poison messages, redelivery.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use consumer::config::{ConsumerConfig, IngestConfig};
+use diesel::prelude::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
+use shared_models::db::PgPool;
+use shared_models::receipt::{LineItem, Receipt, ReceiptEnvelope, DLQ_REASON_HEADER};
+use shared_models::schema::{places, receipts};
+use shared_models::testing::{fresh_database, service_url, unique_name};
+
+struct RunningConsumer {
+    kafka: KafkaConfig,
+    pool: PgPool,
+    producer: FutureProducer,
+}
+
+async fn spawn_consumer() -> RunningConsumer {
+    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
+        .await
+        .expect("database");
+    let topic = unique_name("receipts");
+    let kafka = KafkaConfig {
+        kafka_brokers: service_url("TEST_KAFKA_BROKERS"),
+        kafka_dlq_topic: format!("{topic}.dlq"),
+        kafka_topic: topic,
+        kafka_partitions: 2,
+    };
+    let app = consumer::startup::Application::build(ConsumerConfig {
+        addr: "127.0.0.1:0".into(),
+        database: DatabaseConfig {
+            database_url,
+            database_pool_size: 4,
+        },
+        kafka: kafka.clone(),
+        redis: RedisConfig {
+            redis_url: service_url("TEST_REDIS_URL"),
+            analytics_queue: unique_name("analytics"),
+        },
+        auth: AuthConfig {
+            token_cache_seconds: 1,
+        },
+        ingest: IngestConfig {
+            group_id: unique_name("group"),
+            batch_size: 50,
+            batch_ms: 50,
+            store_attempts: 2,
+        },
+    })
+    .await
+    .expect("consumer starts");
+    tokio::spawn(app.run_until_stopped());
+    let producer = shared_models::kafka::client_config(&kafka.kafka_brokers)
+        .create()
+        .expect("producer");
+    RunningConsumer {
+        kafka,
+        pool,
+        producer,
+    }
+}
+
+fn envelope(transaction_id: &str) -> ReceiptEnvelope {
+    let receipt = Receipt {
+        transaction_id: transaction_id.into(),
+        place_id: "place-1".into(),
+        place_name: Some("Place One".into()),
+        timestamp: "2024-02-07T12:34:56Z".parse().expect("time"),
+        items: vec![LineItem {
+            product_id: "p".into(),
+            quantity: "2".parse().expect("decimal"),
+            price: "1.25".parse().expect("decimal"),
+            category: "Food".into(),
+            extra: Default::default(),
+        }],
+        total_amount: "2.50".parse().expect("decimal"),
+        vat_amount: "0.25".parse().expect("decimal"),
+        tips_amount: "0".parse().expect("decimal"),
+        payment_method: "cash".into(),
+        extra: Default::default(),
+    };
+    ReceiptEnvelope::new("merchant-1".into(), Utc::now(), receipt)
+}
+
+impl RunningConsumer {
+    async fn send(&self, key: &str, payload: &str) {
+        self.producer
+            .send(
+                FutureRecord::to(&self.kafka.kafka_topic)
+                    .key(key)
+                    .payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .expect("sent");
+    }
+
+    /// Waits until `count` receipts are stored (or fails after 30 s), then a little longer for any extra.
+    async fn stored_receipts(&self, count: i64) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let stored = self.count_receipts();
+            if stored >= count {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return self.count_receipts();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {stored} of {count} receipts stored"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn count_receipts(&self) -> i64 {
+        let mut conn = self.pool.get().expect("connection");
+        receipts::table.count().get_result(&mut conn).expect("count")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_goes_to_the_dlq_and_the_messages_after_it_are_stored() {
+    let consumer = spawn_consumer().await;
+    consumer.send("place-1", "{ this is not a receipt").await;
+    for id in ["after-1", "after-2"] {
+        consumer.send("place-1", &envelope(id).to_json()).await;
+    }
+    assert_eq!(consumer.stored_receipts(2).await, 2);
+
+    let brokers = consumer.kafka.kafka_brokers.clone();
+    let dlq_topic = consumer.kafka.kafka_dlq_topic.clone();
+    let (payload, reason) = tokio::task::spawn_blocking(move || {
+        let reader: BaseConsumer = shared_models::kafka::client_config(&brokers)
+            .set("group.id", unique_name("dlq-reader"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("reader");
+        reader.subscribe(&[dlq_topic.as_str()]).expect("subscribe");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(Ok(message)) = reader.poll(Duration::from_millis(200)) {
+                let reason = message
+                    .headers()
+                    .and_then(|headers| headers.iter().find(|header| header.key == DLQ_REASON_HEADER))
+                    .and_then(|header| {
+                        header
+                            .value
+                            .map(|value| String::from_utf8_lossy(value).into_owned())
+                    });
+                return (
+                    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+                    reason,
+                );
+            }
+        }
+        panic!("nothing arrived on the dead-letter topic");
+    })
+    .await
+    .expect("dlq read");
+    assert_eq!(payload, "{ this is not a receipt");
+    assert!(reason.is_some_and(|reason| reason.contains("not a receipt envelope")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_receipts_are_stored_and_counted_once() {
+    let consumer = spawn_consumer().await;
+    let batch: Vec<ReceiptEnvelope> = (0..10).map(|index| envelope(&format!("r-{index}"))).collect();
+    for round in 0..2 {
+        for envelope in &batch {
+            consumer.send("place-1", &envelope.to_json()).await;
+        }
+        assert_eq!(consumer.stored_receipts(10).await, 10, "after round {round}");
+    }
+    let mut conn = consumer.pool.get().expect("connection");
+    let (purchases, name): (i64, Option<String>) = places::table
+        .find("place-1")
+        .select((places::total_purchases, places::place_name))
+        .first(&mut conn)
+        .expect("place");
+    assert_eq!(purchases, 10);
+    assert_eq!(name.as_deref(), Some("Place One"));
+}

@@ -1,0 +1,376 @@
+//! Receipt intake against real PostgreSQL and a real Kafka-protocol broker.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use futures::future::join_all;
+use producer::config::{IntakeConfig, ProducerConfig, RelayConfig};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
+use serde_json::{json, Value};
+use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig};
+use shared_models::db::PgPool;
+use shared_models::receipt::ReceiptEnvelope;
+use shared_models::schema::{outbox, receipt_log};
+use shared_models::testing::{fresh_database, service_url, unique_name};
+
+struct Producer {
+    url: String,
+    admin: String,
+    topic: String,
+    pool: PgPool,
+    http: reqwest::Client,
+}
+
+async fn spawn_producer(brokers: &str) -> Producer {
+    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
+        .await
+        .expect("database");
+    let topic = unique_name("receipts");
+    let admin = unique_name("rcpt_admin");
+    let app = producer::startup::Application::build(ProducerConfig {
+        addr: "127.0.0.1:0".into(),
+        database: DatabaseConfig {
+            database_url,
+            database_pool_size: 40,
+        },
+        kafka: KafkaConfig {
+            kafka_brokers: brokers.to_owned(),
+            kafka_dlq_topic: format!("{topic}.dlq"),
+            kafka_topic: topic.clone(),
+            kafka_partitions: 2,
+        },
+        auth: AuthConfig {
+            token_cache_seconds: 30,
+        },
+        bootstrap_admin_token: Some(admin.clone()),
+        intake: IntakeConfig {
+            max_body_bytes: 64 * 1024,
+            total_tolerance: "0.01".parse().expect("decimal"),
+            max_future_skew_seconds: 600,
+            earliest_timestamp: "2000-01-01T00:00:00Z".parse().expect("time"),
+            rejected_body_log_bytes: 256,
+        },
+        relay: RelayConfig {
+            relay_batch_size: 50,
+            relay_poll_ms: 50,
+            kafka_message_timeout_ms: 5000,
+        },
+    })
+    .await
+    .expect("producer starts");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Producer {
+        url,
+        admin,
+        topic,
+        pool,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Producer {
+    async fn merchant(&self, merchant_id: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{}/api/tokens/", self.url))
+            .bearer_auth(&self.admin)
+            .json(&json!({ "role": "merchant", "merchant_id": merchant_id }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 201);
+        let body: Value = response.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    async fn post_raw(&self, token: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/checks/", self.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    fn log_outcomes(&self) -> Vec<String> {
+        let mut conn = self.pool.get().expect("connection");
+        receipt_log::table
+            .order(receipt_log::id.asc())
+            .select(receipt_log::outcome)
+            .load(&mut conn)
+            .expect("log")
+    }
+
+    fn pending_outbox_rows(&self) -> i64 {
+        let mut conn = self.pool.get().expect("connection");
+        outbox::table
+            .filter(outbox::published_at.is_null())
+            .count()
+            .get_result(&mut conn)
+            .expect("count")
+    }
+}
+
+fn receipt(transaction_id: &str) -> Value {
+    json!({
+        "transaction_id": transaction_id,
+        "timestamp": "2024-02-07T12:34:56Z",
+        "place_id": "store-1",
+        "items": [{ "product_id": "p", "quantity": "1.5", "price": "2.00", "category": "food" }],
+        "total_amount": "3.00",
+        "vat_amount": "0.30",
+        "payment_method": "cash"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_identical_concurrent_posts_give_one_202_and_31_duplicates() {
+    let producer = spawn_producer(&service_url("TEST_KAFKA_BROKERS")).await;
+    let token = producer.merchant("m-1").await;
+    let body = serde_json::to_vec(&receipt("same")).expect("json");
+    let posts = (0..32).map(|_| producer.post_raw(&token, body.clone()));
+    let statuses: Vec<u16> = join_all(posts)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 200).count(),
+        31,
+        "{statuses:?}"
+    );
+
+    // Key order and trailing zeros do not make a conflict; different content does.
+    let reordered = br#"{"vat_amount":"0.3","payment_method":"cash","total_amount":3,"place_id":"store-1",
+        "timestamp":"2024-02-07T12:34:56+00:00","transaction_id":"same",
+        "items":[{"category":"food","price":2,"quantity":1.500,"product_id":"p"}]}"#;
+    assert_eq!(producer.post_raw(&token, reordered.to_vec()).await.0, 200);
+    let mut changed = receipt("same");
+    changed["vat_amount"] = json!("0.31");
+    let (status, body) = producer
+        .post_raw(&token, serde_json::to_vec(&changed).expect("json"))
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (409, json!("transaction_conflict"))
+    );
+
+    let outcomes = producer.log_outcomes();
+    assert_eq!(outcomes.iter().filter(|o| *o == "accepted").count(), 1);
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 32);
+    assert_eq!(outcomes.iter().filter(|o| *o == "conflict").count(), 1);
+    let mut conn = producer.pool.get().expect("connection");
+    assert_eq!(
+        outbox::table.count().get_result::<i64>(&mut conn).expect("count"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bodies_get_400_or_413_and_are_logged() {
+    let producer = spawn_producer(&service_url("TEST_KAFKA_BROKERS")).await;
+    let token = producer.merchant("m-1").await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("not JSON", b"{not json".to_vec(), 400),
+        ("empty", Vec::new(), 400),
+        ("an array", b"[1, 2]".to_vec(), 400),
+        ("a string", b"\"receipt\"".to_vec(), 400),
+        ("invalid UTF-8", vec![b'{', 0xff, 0xfe, b'}'], 400),
+        ("too deeply nested", deep.into_bytes(), 400),
+        ("over the size limit", vec![b' '; 65 * 1024], 413),
+    ];
+    for (what, body, expected) in &cases {
+        let (status, json) = producer.post_raw(&token, body.clone()).await;
+        assert_eq!(status, *expected, "{what}: {json}");
+        assert!(
+            json["error"].is_string() && json["message"].is_string(),
+            "{what}: {json}"
+        );
+    }
+    let outcomes = producer.log_outcomes();
+    assert_eq!(outcomes.len(), cases.len());
+    assert!(outcomes.iter().all(|outcome| outcome == "rejected"));
+    let mut conn = producer.pool.get().expect("connection");
+    let bodies: Vec<Option<String>> = receipt_log::table
+        .select(receipt_log::rejected_body)
+        .load(&mut conn)
+        .expect("bodies");
+    assert!(
+        bodies.iter().flatten().all(|body| body.len() <= 256 + 3),
+        "rejected bodies are truncated"
+    );
+    assert!(
+        bodies.iter().flatten().any(|body| body.starts_with("[[[")),
+        "rejected bodies are kept"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A tansu broker this test starts and stops itself.
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_broker(port: u16) -> Broker {
+    let child = Command::new(service_url("TEST_TANSU_BIN"))
+        .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{port}")])
+        .args(["--advertised-listener-url", &format!("tcp://127.0.0.1:{port}")])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    Broker(child)
+}
+
+/// The transaction ids on the topic, read from the beginning until `expected` arrived, and then two seconds
+/// more so that a double publication would show.
+fn read_topic(brokers: &str, topic: &str, expected: usize) -> Vec<String> {
+    let consumer: BaseConsumer = shared_models::kafka::client_config(brokers)
+        .set("group.id", unique_name("counter"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut settle_until = None;
+    while Instant::now() < settle_until.unwrap_or(deadline) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let envelope =
+                ReceiptEnvelope::from_json(message.payload().unwrap_or_default()).expect("an envelope");
+            seen.push(envelope.receipt.transaction_id);
+        }
+        if seen.len() >= expected && settle_until.is_none() {
+            settle_until = Some(Instant::now() + Duration::from_secs(2));
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receipts_accepted_while_the_broker_is_down_all_arrive_once_it_is_back() {
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let producer = spawn_producer(&brokers).await;
+    let token = producer.merchant("m-1").await;
+    for index in 0..20 {
+        let body = serde_json::to_vec(&receipt(&format!("offline-{index}"))).expect("json");
+        assert_eq!(
+            producer.post_raw(&token, body).await.0,
+            202,
+            "accepted while Kafka is down"
+        );
+    }
+    assert_eq!(producer.pending_outbox_rows(), 20);
+
+    let _broker = start_broker(port);
+    let topic = producer.topic.clone();
+    let seen = tokio::task::spawn_blocking(move || read_topic(&brokers, &topic, 20))
+        .await
+        .expect("read");
+    let mut distinct = seen.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        (seen.len(), distinct.len()),
+        (20, 20),
+        "each receipt exactly once: {seen:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while producer.pending_outbox_rows() > 0 {
+        assert!(Instant::now() < deadline, "outbox rows never marked published");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_judges_each_receipt_on_its_own_and_answers_in_order() {
+    let producer = spawn_producer(&service_url("TEST_KAFKA_BROKERS")).await;
+    let token = producer.merchant("m-1").await;
+    assert_eq!(
+        producer
+            .post_raw(&token, serde_json::to_vec(&receipt("before")).expect("json"))
+            .await
+            .0,
+        202
+    );
+    let mut invalid = receipt("bad");
+    invalid["items"][0]["price"] = json!("-1");
+    let mut conflicting = receipt("before");
+    conflicting["vat_amount"] = json!("0.10");
+    let mut foreign = receipt("foreign");
+    foreign["merchant_id"] = json!("someone-else");
+    let batch = json!([
+        receipt("b-1"),
+        receipt("before"),
+        invalid,
+        conflicting,
+        receipt("b-2"),
+        foreign,
+        7
+    ]);
+
+    let response = producer
+        .http
+        .post(format!("{}/api/checks/batch/", producer.url))
+        .bearer_auth(&token)
+        .json(&batch)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.expect("json");
+    let statuses: Vec<&str> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "accepted",
+            "duplicate",
+            "rejected",
+            "conflict",
+            "accepted",
+            "forbidden",
+            "rejected"
+        ]
+    );
+    assert_eq!(body["results"][2]["details"][0]["field"], "items[0].price");
+    let mut conn = producer.pool.get().expect("connection");
+    assert_eq!(
+        outbox::table.count().get_result::<i64>(&mut conn).expect("count"),
+        3
+    );
+}
