@@ -703,7 +703,137 @@ mod tests {
                 "place_name",
                 "too_long",
             ),
+            (
+                "empty place_id",
+                Box::new(|b| b["place_id"] = json!("")),
+                "place_id",
+                "too_short",
+            ),
+            (
+                "numeric place_id",
+                Box::new(|b| b["place_id"] = json!(12)),
+                "place_id",
+                "invalid_type",
+            ),
+            (
+                "timestamp a number",
+                Box::new(|b| b["timestamp"] = json!(1707309296)),
+                "timestamp",
+                "invalid_type",
+            ),
+            (
+                "impossible date",
+                Box::new(|b| b["timestamp"] = json!("2024-02-30T10:00:00Z")),
+                "timestamp",
+                "invalid_timestamp",
+            ),
+            (
+                "too many items",
+                Box::new(|b| {
+                    b["items"] = json!(vec![
+                        json!({"product_id": "p", "quantity": 1, "price": 0, "category": "c"});
+                        1001
+                    ])
+                }),
+                "items",
+                "too_many",
+            ),
+            (
+                "long product_id",
+                Box::new(|b| b["items"][0]["product_id"] = json!("p".repeat(129))),
+                "items[0].product_id",
+                "too_long",
+            ),
+            (
+                "no quantity",
+                Box::new(|b| {
+                    b["items"][0].as_object_mut().map(|o| o.remove("quantity"));
+                }),
+                "items[0].quantity",
+                "required",
+            ),
+            (
+                "negative quantity",
+                Box::new(|b| b["items"][0]["quantity"] = json!(-2)),
+                "items[0].quantity",
+                "not_positive",
+            ),
+            (
+                "quantity NaN text",
+                Box::new(|b| b["items"][0]["quantity"] = json!("NaN")),
+                "items[0].quantity",
+                "invalid_number",
+            ),
+            (
+                "no price",
+                Box::new(|b| {
+                    b["items"][1].as_object_mut().map(|o| o.remove("price"));
+                }),
+                "items[1].price",
+                "required",
+            ),
+            (
+                "no category",
+                Box::new(|b| {
+                    b["items"][0].as_object_mut().map(|o| o.remove("category"));
+                }),
+                "items[0].category",
+                "required",
+            ),
+            (
+                "huge price",
+                Box::new(|b| b["items"][0]["price"] = json!("1e20")),
+                "items[0].price",
+                "too_large",
+            ),
+            (
+                "total with 3 decimals",
+                Box::new(|b| b["total_amount"] = json!("27.470001")),
+                "total_amount",
+                "too_many_decimals",
+            ),
+            (
+                "no total",
+                Box::new(|b| {
+                    b.as_object_mut().map(|o| o.remove("total_amount"));
+                }),
+                "total_amount",
+                "required",
+            ),
+            (
+                "vat as a list",
+                Box::new(|b| b["vat_amount"] = json!([1])),
+                "vat_amount",
+                "invalid_type",
+            ),
+            (
+                "tips with 3 decimals",
+                Box::new(|b| b["tips_amount"] = json!(0.001)),
+                "tips_amount",
+                "too_many_decimals",
+            ),
+            (
+                "no payment method",
+                Box::new(|b| {
+                    b.as_object_mut().map(|o| o.remove("payment_method"));
+                }),
+                "payment_method",
+                "required",
+            ),
+            (
+                "long payment method",
+                Box::new(|b| b["payment_method"] = json!("p".repeat(33))),
+                "payment_method",
+                "invalid_length",
+            ),
+            (
+                "empty merchant_id",
+                Box::new(|b| b["merchant_id"] = json!("")),
+                "merchant_id",
+                "too_short",
+            ),
         ];
+        assert!(cases.len() >= 45, "{} cases", cases.len());
         for (what, change, field, code) in cases {
             let mut body = valid();
             change(&mut body);

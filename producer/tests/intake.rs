@@ -374,3 +374,120 @@ async fn a_batch_judges_each_receipt_on_its_own_and_answers_in_order() {
         3
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receipt_log_shows_every_attempt_to_its_merchant_only() {
+    let producer = spawn_producer(&service_url("TEST_KAFKA_BROKERS")).await;
+    let token = producer.merchant("m-1").await;
+    let other = producer.merchant("m-2").await;
+    let body = serde_json::to_vec(&receipt("logged")).expect("json");
+    assert_eq!(producer.post_raw(&token, body.clone()).await.0, 202);
+    assert_eq!(producer.post_raw(&token, body).await.0, 200);
+    let mut invalid = receipt("logged-bad");
+    invalid["total_amount"] = json!("9.99");
+    assert_eq!(
+        producer
+            .post_raw(&token, serde_json::to_vec(&invalid).expect("json"))
+            .await
+            .0,
+        422
+    );
+
+    let get = |path: String, token: String| {
+        let http = producer.http.clone();
+        async move {
+            let response = http.get(path).bearer_auth(token).send().await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, status_body) = get(format!("{}/api/checks/logged/", producer.url), token.clone()).await;
+    assert_eq!(status, 200, "{status_body}");
+    assert_eq!(status_body["status"], "accepted");
+    assert_eq!(status_body["attempts"].as_array().map(Vec::len), Some(2));
+    assert!(status_body["received_at"].is_string());
+    assert_eq!(
+        get(format!("{}/api/checks/logged/", producer.url), other.clone())
+            .await
+            .0,
+        404
+    );
+
+    let (status, page) = get(
+        format!("{}/api/checks/?status=rejected", producer.url),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["results"][0]["transaction_id"], "logged-bad");
+    assert_eq!(page["results"][0]["reasons"][0]["field"], "total_amount");
+    let (_, all) = get(format!("{}/api/checks/?page_size=2", producer.url), token.clone()).await;
+    assert_eq!(all["count"], 3);
+    assert!(all["next"].as_str().is_some_and(|next| next.contains("page=2")));
+    let (_, none) = get(format!("{}/api/checks/", producer.url), other).await;
+    assert_eq!(none["count"], 0);
+    let (status, _) = get(format!("{}/api/checks/?from=yesterday", producer.url), token).await;
+    assert_eq!(status, 400);
+
+    // Until the broker acknowledged it, published_at is empty; afterwards it is set.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = get(
+            format!("{}/api/checks/logged/", producer.url),
+            producer.admin.clone(),
+        )
+        .await;
+        if body["published_at"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never published: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_postgresql_is_unreachable_receipts_get_503_and_nothing_is_accepted() {
+    let producer = spawn_producer(&service_url("TEST_KAFKA_BROKERS")).await;
+    let token = producer.merchant("m-1").await;
+    let database: String = {
+        let mut conn = producer.pool.get().expect("connection");
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("current_database()"))
+            .get_result(&mut conn)
+            .expect("name")
+    };
+    let block = |allow: bool| {
+        let mut admin = PgConnection::establish(&service_url("TEST_DATABASE_URL")).expect("admin connection");
+        diesel::sql_query(format!(
+            "ALTER DATABASE {database} WITH ALLOW_CONNECTIONS {allow}"
+        ))
+        .execute(&mut admin)
+        .expect("alter database");
+        if !allow {
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+            ))
+            .execute(&mut admin)
+            .expect("terminate");
+        }
+    };
+    block(false);
+    let (status, body) = producer
+        .post_raw(&token, serde_json::to_vec(&receipt("down")).expect("json"))
+        .await;
+    block(true);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "unavailable");
+    let mut conn = producer.pool.get().expect("connection");
+    assert_eq!(
+        outbox::table.count().get_result::<i64>(&mut conn).expect("count"),
+        0
+    );
+    assert_eq!(
+        producer
+            .post_raw(&token, serde_json::to_vec(&receipt("down")).expect("json"))
+            .await
+            .0,
+        202
+    );
+}
