@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ConsumerConfig;
 use crate::ingest::{Ingest, IngestError};
-use crate::routes::{analytics, jobs, ops, places};
+use crate::routes::{self, ops};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -79,16 +79,7 @@ impl Application {
                 .route("/health", web::get().to(http::health))
                 .route("/ready", web::get().to(ops::ready))
                 .route("/metrics", web::get().to(http::metrics))
-                .service(
-                    web::scope("/api")
-                        .route("/places/", web::get().to(places::list))
-                        .route("/places/{place_id}/", web::get().to(places::detail))
-                        .route("/places/{place_id}/analytics/", web::get().to(places::analytics))
-                        .route("/analytics/", web::get().to(analytics::overview))
-                        .route("/analytics/recompute/", web::post().to(analytics::recompute))
-                        .route("/jobs/", web::get().to(jobs::list))
-                        .route("/jobs/{id}/", web::get().to(jobs::detail)),
-                )
+                .service(http::api_scope(routes::api_routes()))
         })
         .listen(listener)
         .map_err(|error| StartupError::Bind(config.addr.clone(), error))?

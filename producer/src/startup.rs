@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{IntakeConfig, ProducerConfig};
 use crate::relay;
-use crate::routes::{checks, ops, tokens};
+use crate::routes::{self, ops};
 use crate::validation::Rules;
 
 /// Producer-specific metrics, registered in the shared registry.
@@ -133,16 +133,7 @@ impl Application {
                 .route("/health", web::get().to(http::health))
                 .route("/ready", web::get().to(ops::ready))
                 .route("/metrics", web::get().to(ops::metrics))
-                .service(
-                    web::scope("/api")
-                        .route("/checks/", web::post().to(checks::submit))
-                        .route("/checks/", web::get().to(checks::list))
-                        .route("/checks/batch/", web::post().to(checks::submit_batch))
-                        .route("/checks/{transaction_id}/", web::get().to(checks::status))
-                        .route("/tokens/", web::post().to(tokens::create))
-                        .route("/tokens/", web::get().to(tokens::list))
-                        .route("/tokens/{id}/", web::delete().to(tokens::revoke)),
-                )
+                .service(http::api_scope(routes::api_routes()))
         })
         .listen(listener)
         .map_err(|error| StartupError::Bind(config.addr.clone(), error))?

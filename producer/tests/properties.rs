@@ -35,7 +35,7 @@ fn item() -> impl Strategy<Value = (String, Decimal, Decimal, String)> {
 
 fn receipt() -> impl Strategy<Value = Value> {
     (
-        "[A-Za-z0-9ÄÖü€✓ _.-]{1,40}",
+        "[A-Za-z0-9ÄÖü€✓_.-][A-Za-z0-9ÄÖü€✓ _.-]{0,39}",
         prop::collection::vec(item(), 1..20),
         0u32..=100,
         0i64..100_000,

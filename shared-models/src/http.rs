@@ -446,3 +446,50 @@ mod tests {
         assert_eq!(page.offset(), 20);
     }
 }
+
+/// Who may call an `/api/` endpoint. Handlers enforce it; the table of [`ApiRoute`]s states it, and the
+/// access-matrix tests check that the two agree for every endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    /// Roles allowed (others get 403).
+    pub roles: &'static [Role],
+    /// Whether a merchant is limited to its own data here (another merchant's gets 404, or 403 on submit).
+    pub merchant_scoped: bool,
+}
+
+/// One `/api/` endpoint: its method, path, access rule and handler.
+pub struct ApiRoute {
+    pub method: actix_web::http::Method,
+    pub path: &'static str,
+    pub access: Access,
+    route: actix_web::Route,
+}
+
+impl ApiRoute {
+    pub fn new<F, Args>(
+        method: actix_web::http::Method,
+        path: &'static str,
+        access: Access,
+        handler: F,
+    ) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        let route = web::route().method(method.clone()).to(handler);
+        ApiRoute {
+            method,
+            path,
+            access,
+            route,
+        }
+    }
+}
+
+/// Registers every route of the table under `/api`.
+pub fn api_scope(routes: Vec<ApiRoute>) -> actix_web::Scope {
+    routes.into_iter().fold(web::scope("/api"), |scope, api_route| {
+        scope.route(api_route.path, api_route.route)
+    })
+}

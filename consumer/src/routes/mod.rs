@@ -5,9 +5,12 @@ pub mod jobs;
 pub mod ops;
 pub mod places;
 
+use actix_web::http::Method;
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
+use shared_models::auth::Role;
+use shared_models::http::{Access, ApiRoute};
 
 use crate::analytics::Period;
 use crate::error::ApiError;
@@ -53,4 +56,36 @@ pub fn parse_period(from: Option<&str>, to: Option<&str>) -> Result<Period, ApiE
         }
     }
     Ok(period)
+}
+
+const READERS: Access = Access {
+    roles: &[Role::Merchant, Role::Analyst, Role::Admin],
+    merchant_scoped: true,
+};
+const ADMINS: Access = Access {
+    roles: &[Role::Admin],
+    merchant_scoped: false,
+};
+
+/// Every `/api/` endpoint of the consumer, with who may call it.
+pub fn api_routes() -> Vec<ApiRoute> {
+    vec![
+        ApiRoute::new(Method::GET, "/places/", READERS, places::list),
+        ApiRoute::new(Method::GET, "/places/{place_id}/", READERS, places::detail),
+        ApiRoute::new(
+            Method::GET,
+            "/places/{place_id}/analytics/",
+            READERS,
+            places::analytics,
+        ),
+        ApiRoute::new(Method::GET, "/analytics/", READERS, analytics::overview),
+        ApiRoute::new(
+            Method::POST,
+            "/analytics/recompute/",
+            ADMINS,
+            analytics::recompute,
+        ),
+        ApiRoute::new(Method::GET, "/jobs/", ADMINS, jobs::list),
+        ApiRoute::new(Method::GET, "/jobs/{id}/", ADMINS, jobs::detail),
+    ]
 }

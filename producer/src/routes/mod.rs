@@ -4,9 +4,12 @@ pub mod checks;
 pub mod ops;
 pub mod tokens;
 
+use actix_web::http::Method;
 use actix_web::web;
 use diesel::PgConnection;
 use serde::de::DeserializeOwned;
+use shared_models::auth::Role;
+use shared_models::http::{Access, ApiRoute};
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -29,4 +32,31 @@ where
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|error| ApiError::MalformedJson(format!("the body is not valid: {error}")))
+}
+
+const SUBMITTERS: Access = Access {
+    roles: &[Role::Merchant, Role::Admin],
+    merchant_scoped: true,
+};
+const ADMINS: Access = Access {
+    roles: &[Role::Admin],
+    merchant_scoped: false,
+};
+
+/// Every `/api/` endpoint of the producer, with who may call it.
+pub fn api_routes() -> Vec<ApiRoute> {
+    vec![
+        ApiRoute::new(Method::POST, "/checks/", SUBMITTERS, checks::submit),
+        ApiRoute::new(Method::GET, "/checks/", SUBMITTERS, checks::list),
+        ApiRoute::new(Method::POST, "/checks/batch/", SUBMITTERS, checks::submit_batch),
+        ApiRoute::new(
+            Method::GET,
+            "/checks/{transaction_id}/",
+            SUBMITTERS,
+            checks::status,
+        ),
+        ApiRoute::new(Method::POST, "/tokens/", ADMINS, tokens::create),
+        ApiRoute::new(Method::GET, "/tokens/", ADMINS, tokens::list),
+        ApiRoute::new(Method::DELETE, "/tokens/{id}/", ADMINS, tokens::revoke),
+    ]
 }
