@@ -44,7 +44,7 @@ up() {
   nohup target/debug/producer >"$STATE/logs/producer.log" 2>&1 & echo $! >"$STATE/producer.pid"
   nohup target/debug/consumer >"$STATE/logs/consumer.log" 2>&1 & echo $! >"$STATE/consumer.pid"
   for i in $(seq 1 "$WORKERS"); do
-    WORKER_NAME="worker-$i" nohup target/debug/worker >"$STATE/logs/worker-$i.log" 2>&1 & echo $! >"$STATE/worker-$i.pid"
+    WORKER_NAME="worker-$i" WORKER_METRICS_ADDR="127.0.0.1:$((9100 + i))" nohup target/debug/worker >"$STATE/logs/worker-$i.log" 2>&1 & echo $! >"$STATE/worker-$i.pid"
   done
 
   for url in "http://$PRODUCER_ADDR/ready" "http://$CONSUMER_ADDR/ready"; do

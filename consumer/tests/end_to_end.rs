@@ -93,6 +93,7 @@ async fn spawn_stack() -> Stack {
         reconcile_lookback_hours: 2,
         job_retries: 2,
         concurrency: 2,
+        metrics_addr: None,
         worker_name: Some(unique_name("worker")),
     };
     // The worker runs on its own thread and runtime, as its own process would.

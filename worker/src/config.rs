@@ -21,6 +21,9 @@ pub struct WorkerConfig {
     /// Jobs one replica runs at once.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,
+    /// Where to serve Prometheus metrics (`/metrics`), e.g. `0.0.0.0:9100`; none when unset.
+    #[arg(long, env = "WORKER_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// This replica's name in apalis (defaults to a random one).
     #[arg(long, env = "WORKER_NAME")]
     pub worker_name: Option<String>,

@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod jobs;
+pub mod metrics;
 pub mod rollups;
 pub mod run;

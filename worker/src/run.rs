@@ -3,6 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use apalis::layers::prometheus::PrometheusLayer;
 use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::layers::retry::HasherRng;
 use apalis::prelude::{AbortError, BoxDynError, Data, RetryPolicy, WorkerBuilder, WorkerBuilderExt};
@@ -65,6 +66,9 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
         .await
         .map_err(|error| error.to_string())?
         .map_err(|error| error.to_string())?;
+    if let Some(addr) = config.metrics_addr {
+        crate::metrics::serve(addr, pool.clone())?;
+    }
     let analytics_queue = queue::connect(&config.redis.redis_url, &config.redis.analytics_queue)
         .await
         .map_err(|error| error.to_string())?;
@@ -88,6 +92,7 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
         .retry_if(is_retryable as fn(&BoxDynError) -> bool);
     let job_worker = WorkerBuilder::new(name.as_str())
         .backend(analytics_queue.clone())
+        .layer(PrometheusLayer::default())
         .retry(policy)
         .concurrency(config.concurrency)
         .data(pool)

@@ -37,7 +37,12 @@ impl Fleet {
     }
 
     fn start(&self, schedule: &str, retries: u32) -> Worker {
+        self.start_with(schedule, retries, &[])
+    }
+
+    fn start_with(&self, schedule: &str, retries: u32, extra: &[(&str, String)]) -> Worker {
         let child = Command::new(env!("CARGO_BIN_EXE_worker"))
+            .envs(extra.iter().map(|(key, value)| (*key, value.as_str())))
             .env("DATABASE_URL", &self.database_url)
             .env("DATABASE_POOL_SIZE", "4")
             .env("REDIS_URL", service_url("TEST_REDIS_URL"))
@@ -254,4 +259,46 @@ async fn a_job_that_fails_twice_then_succeeds_and_one_that_always_fails_ends_fai
         .await;
     assert_eq!(attempts, 1, "an error retrying cannot fix is not retried");
     assert!(error.is_some_and(|error| error.contains("no-such-place")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_serves_job_metrics_for_prometheus() {
+    let fleet = tokio::task::spawn_blocking(Fleet::new).await.expect("fleet");
+    let bucket = fleet.seed_place("metered-place");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let _worker = fleet.start_with(
+        "0 0 * * * *",
+        1,
+        &[("WORKER_METRICS_ADDR", format!("127.0.0.1:{port}"))],
+    );
+    let id = fleet
+        .enqueue(AnalyticsWork::Buckets {
+            buckets: vec![bucket],
+        })
+        .await;
+    fleet
+        .wait_for_job(id, 30, |(status, _, _)| status == "done")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let job_counted = text
+            .lines()
+            .any(|line| line.starts_with("tasks_total") && line.contains("status=\"Ok\""));
+        if job_counted
+            && text.contains("task_duration_seconds")
+            && text.contains("analytics_jobs{status=\"failed\"}")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "metrics never showed the job: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
