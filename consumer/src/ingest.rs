@@ -1,6 +1,10 @@
-//! The Kafka consumer group: reads receipts in batches, stores each batch in one transaction, commits the
-//! offsets only after the database commit, dead-letters what cannot be parsed or stored, and enqueues
-//! recompute jobs for the hour buckets it wrote.
+//! The Kafka consumer group: reads receipts in batches, stores each batch in one transaction, dead-letters
+//! what cannot be parsed or stored, and enqueues recompute jobs for the hour buckets it wrote.
+//!
+//! Offsets: `enable.auto.offset.store` is off and a message's offset is stored only after its receipt is
+//! committed in PostgreSQL (or dead-lettered). librdkafka commits the stored offsets every second, when
+//! partitions are revoked in a rebalance, and at shutdown, so it never commits a message that is not stored,
+//! and a rebalance or restart redelivers at most the last second's messages, which storing skips.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -52,7 +56,9 @@ impl Ingest {
         .await?;
         let consumer: StreamConsumer = kafka::client_config(brokers)
             .set("group.id", &config.ingest.group_id)
-            .set("enable.auto.commit", "false")
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .create()?;
@@ -100,22 +106,32 @@ impl Ingest {
                     Err(_) => break,
                 }
             }
-            if let Err(error) = self.process(batch).await {
+            if let Err(error) = self.process(&batch).await {
                 log::error!("batch not processed, it will be redelivered: {error}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
-            if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-                log::warn!("offset commit failed, the batch may be redelivered (harmless): {error}");
+            for message in &batch {
+                if let Err(error) =
+                    self.consumer
+                        .store_offset(message.topic(), message.partition(), message.offset())
+                {
+                    log::warn!(
+                        "offset not stored (partition revoked?); the message may be redelivered: {error}"
+                    );
+                }
             }
+        }
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            log::warn!("final offset commit failed; the last messages may be redelivered: {error}");
         }
         log::info!("Kafka consumer stopped");
     }
 
     /// Stores a batch; returns only when every message is stored or dead-lettered.
-    async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), IngestError> {
+    async fn process(&mut self, batch: &[OwnedMessage]) -> Result<(), IngestError> {
         let mut envelopes = Vec::with_capacity(batch.len());
-        for message in &batch {
+        for message in batch {
             match ReceiptEnvelope::from_json(message.payload().unwrap_or_default()) {
                 Ok(envelope) => envelopes.push((message, envelope)),
                 Err(error) => self.dead_letter(message, &error.to_string()).await?,

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use worker::config::WorkerConfig;
 
 struct Stack {
+    pool: shared_models::db::PgPool,
     producer: String,
     consumer: String,
     admin_token: String,
@@ -20,7 +21,7 @@ struct Stack {
 }
 
 async fn spawn_stack() -> Stack {
-    let (database_url, _) = tokio::task::spawn_blocking(fresh_database)
+    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
     let database = DatabaseConfig {
@@ -108,6 +109,7 @@ async fn spawn_stack() -> Stack {
     });
 
     Stack {
+        pool,
         producer: producer_url,
         consumer: consumer_url,
         admin_token,
@@ -317,4 +319,247 @@ async fn merchants_cannot_use_or_see_another_merchants_place() {
         .expect("request");
     assert_eq!(response.status().as_u16(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
+}
+
+/// A small deterministic generator, so a failure can be replayed.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+/// One generated receipt, as the oracle sees it.
+struct Generated {
+    place: &'static str,
+    at: chrono::DateTime<chrono::Utc>,
+    total: rust_decimal::Decimal,
+    vat: rust_decimal::Decimal,
+    tips: rust_decimal::Decimal,
+    lines: Vec<(String, rust_decimal::Decimal)>,
+}
+
+/// Exact figures computed independently of the service.
+#[derive(Default)]
+struct Expected {
+    purchases: i64,
+    total: rust_decimal::Decimal,
+    vat: rust_decimal::Decimal,
+    tips: rust_decimal::Decimal,
+    categories: std::collections::BTreeMap<String, (i64, rust_decimal::Decimal)>,
+}
+
+impl Expected {
+    fn add(&mut self, receipt: &Generated) {
+        self.purchases += 1;
+        self.total += receipt.total;
+        self.vat += receipt.vat;
+        self.tips += receipt.tips;
+        let mut seen = std::collections::BTreeSet::new();
+        for (category, amount) in &receipt.lines {
+            let entry = self.categories.entry(category.clone()).or_default();
+            entry.1 += *amount;
+            if seen.insert(category.clone()) {
+                entry.0 += 1;
+            }
+        }
+    }
+
+    fn json(&self) -> Value {
+        use shared_models::money::{mean, Money};
+        let money = |value| serde_json::to_value(Money::from_exact(value)).expect("money");
+        json!({
+            "total_purchases": self.purchases,
+            "total_amount": money(self.total),
+            "average_receipt": serde_json::to_value(mean(self.total, self.purchases)).expect("money"),
+            "taxes_amount": { "total_vat": money(self.vat), "total_tips": money(self.tips) },
+            "category_analytics": self.categories.iter().map(|(name, (receipts, spent))| {
+                (name.clone(), json!({
+                    "total_spent": money(*spent),
+                    "average_receipt": serde_json::to_value(mean(*spent, *receipts)).expect("money"),
+                }))
+            }).collect::<serde_json::Map<String, Value>>(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn analytics_match_an_independent_exact_computation_for_thousands_of_random_receipts() {
+    use rust_decimal::Decimal;
+    use shared_models::money::round_cents;
+
+    let stack = spawn_stack().await;
+    let places = [
+        ("p-1", "m-a"),
+        ("p-2", "m-a"),
+        ("p-3", "m-b"),
+        ("p-4", "m-b"),
+        ("p-5", "m-c"),
+    ];
+    let categories = [
+        "Groceries",
+        "groceries ",
+        "ELECTRONICS",
+        "toys",
+        " Books",
+        "garden",
+    ];
+    let start: chrono::DateTime<chrono::Utc> = "2024-03-01T00:00:00Z".parse().expect("time");
+    let mut random = Xorshift(0x5eed_1234_abcd_0001);
+    let mut generated = Vec::new();
+    let mut bodies = Vec::new();
+    for index in 0..2000 {
+        let (place, merchant) = places[random.below(places.len() as u64) as usize];
+        let at = start + chrono::TimeDelta::milliseconds(random.below(3 * 24 * 3600 * 1000) as i64);
+        let mut items = Vec::new();
+        let mut lines = Vec::new();
+        for _ in 0..1 + random.below(4) {
+            let quantity = Decimal::new(1 + random.below(5000) as i64, random.below(4) as u32);
+            let price = Decimal::new(random.below(20_000) as i64, 2);
+            let category = categories[random.below(categories.len() as u64) as usize];
+            lines.push((category.trim().to_lowercase(), round_cents(quantity * price)));
+            items.push(json!({ "product_id": "sku", "quantity": quantity.to_string(), "price": price.to_string(), "category": category }));
+        }
+        let total: Decimal = lines.iter().map(|(_, amount)| *amount).sum();
+        let vat = round_cents(total * Decimal::new(random.below(25) as i64, 2));
+        let tips = Decimal::new(random.below(500) as i64, 2);
+        bodies.push(json!({
+            "transaction_id": format!("oracle-{index}"), "merchant_id": merchant, "place_id": place,
+            "timestamp": at.to_rfc3339(), "items": items, "total_amount": total.to_string(),
+            "vat_amount": vat.to_string(), "tips_amount": tips.to_string(), "payment_method": "card"
+        }));
+        generated.push(Generated {
+            place,
+            at,
+            total,
+            vat,
+            tips,
+            lines,
+        });
+    }
+    for chunk in bodies.chunks(500) {
+        let (status, body) = stack
+            .send(
+                stack
+                    .http
+                    .post(format!("{}/api/checks/batch/", stack.producer))
+                    .json(&chunk),
+                &stack.admin_token,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let accepted = body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|r| r["status"] == "accepted")
+            .count();
+        assert_eq!(accepted, chunk.len(), "{body}");
+    }
+
+    let admin = stack.admin_token.clone();
+    stack
+        .analytics_until(&admin, "", |body| body["summary"]["total_purchases"] == 2000)
+        .await;
+    let periods = [
+        (None, None),
+        (Some("2024-03-01T05:17:23Z"), Some("2024-03-02T19:42:05.5Z")),
+        (Some("2024-03-02T10:05:00Z"), Some("2024-03-02T10:48:30Z")),
+        (Some("2024-03-02T00:00:00Z"), None),
+        (None, Some("2024-03-01T12:34:56.789Z")),
+    ];
+    for (from, to) in periods {
+        let bound = |text: Option<&str>| {
+            text.map(|text| text.parse::<chrono::DateTime<chrono::Utc>>().expect("time"))
+        };
+        let (low, high) = (bound(from), bound(to));
+        let mut summary = Expected::default();
+        let mut per_place: std::collections::BTreeMap<&str, Expected> = std::collections::BTreeMap::new();
+        for receipt in &generated {
+            if low.is_some_and(|low| receipt.at < low) || high.is_some_and(|high| receipt.at >= high) {
+                continue;
+            }
+            summary.add(receipt);
+            per_place.entry(receipt.place).or_default().add(receipt);
+        }
+        let mut query = vec!["page_size=500".to_owned()];
+        query.extend(from.map(|from| format!("from={from}")));
+        query.extend(to.map(|to| format!("to={to}")));
+        let body = stack.analytics_until(&admin, &query.join("&"), |_| true).await;
+        let what = format!("period {from:?}..{to:?}");
+        let mut actual_summary = body["summary"].clone();
+        assert_eq!(actual_summary.as_object_mut().map(|o| o.len()), Some(5), "{what}");
+        assert_eq!(actual_summary, summary.json(), "{what}: summary");
+        for result in body["results"].as_array().expect("results") {
+            let place = result["place_id"].as_str().expect("place id");
+            let mut actual = result.clone();
+            if let Some(object) = actual.as_object_mut() {
+                object.remove("place_id");
+                object.remove("place_name");
+            }
+            let expected = per_place.remove(place).unwrap_or_default();
+            assert_eq!(actual, expected.json(), "{what}: place {place}");
+        }
+        assert!(per_place.is_empty(), "{what}: places missing from the results");
+    }
+
+    let (status, one) = stack
+        .send(
+            stack.http.get(format!(
+                "{}/api/places/p-3/analytics/?from=2024-03-02T10:05:00Z&to=2024-03-03T00:00:00Z",
+                stack.consumer
+            )),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut expected = Expected::default();
+    let (low, high): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = (
+        "2024-03-02T10:05:00Z".parse().expect("time"),
+        "2024-03-03T00:00:00Z".parse().expect("time"),
+    );
+    generated
+        .iter()
+        .filter(|r| r.place == "p-3" && r.at >= low && r.at < high)
+        .for_each(|r| expected.add(r));
+    assert_eq!(one["total_purchases"], expected.purchases);
+    assert_eq!(one["category_analytics"], expected.json()["category_analytics"]);
+
+    for bad in [
+        "from=yesterday",
+        "from=2024-03-02T00:00:00Z&to=2024-03-01T00:00:00Z",
+    ] {
+        let (status, body) = stack
+            .send(
+                stack.http.get(format!("{}/api/analytics/?{bad}", stack.consumer)),
+                &admin,
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].clone()),
+            (400, json!("bad_request")),
+            "{bad}"
+        );
+    }
+
+    // A burst of 2000 receipts is coalesced into a few recompute jobs, one per consumer batch.
+    let mut conn = stack.pool.get().expect("connection");
+    use diesel::prelude::*;
+    let bucket_jobs: i64 = shared_models::schema::jobs::table
+        .filter(shared_models::schema::jobs::kind.eq("buckets"))
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert!(
+        (1..=100).contains(&bucket_jobs),
+        "{bucket_jobs} recompute jobs for 2000 receipts"
+    );
 }
