@@ -187,3 +187,122 @@ async fn redelivered_receipts_are_stored_and_counted_once() {
     assert_eq!(purchases, 10);
     assert_eq!(name.as_deref(), Some("Place One"));
 }
+
+/// A consumer process, killed (SIGKILL) when dropped.
+struct ConsumerProcess(std::process::Child);
+
+impl Drop for ConsumerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_consumer_process(database_url: &str, kafka: &KafkaConfig, group: &str) -> ConsumerProcess {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env("CONSUMER_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", database_url)
+        .env("DATABASE_POOL_SIZE", "4")
+        .env("KAFKA_BROKERS", &kafka.kafka_brokers)
+        .env("KAFKA_TOPIC", &kafka.kafka_topic)
+        .env("KAFKA_DLQ_TOPIC", &kafka.kafka_dlq_topic)
+        .env("KAFKA_PARTITIONS", kafka.kafka_partitions.to_string())
+        .env("KAFKA_GROUP_ID", group)
+        .env("CONSUMER_BATCH_SIZE", "25")
+        .env("REDIS_URL", service_url("TEST_REDIS_URL"))
+        .env("ANALYTICS_QUEUE", unique_name("analytics"))
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the consumer");
+    ConsumerProcess(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_joining_and_dying_mid_stream_lose_nothing_and_count_nothing_twice() {
+    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
+        .await
+        .expect("database");
+    let topic = unique_name("receipts");
+    let kafka = KafkaConfig {
+        kafka_brokers: service_url("TEST_KAFKA_BROKERS"),
+        kafka_dlq_topic: format!("{topic}.dlq"),
+        kafka_topic: topic,
+        kafka_partitions: 4,
+    };
+    shared_models::kafka::ensure_topics(&kafka.kafka_brokers, &[(kafka.kafka_topic.as_str(), 4)])
+        .await
+        .expect("topic");
+    let producer: FutureProducer = shared_models::kafka::client_config(&kafka.kafka_brokers)
+        .create()
+        .expect("producer");
+    let produce = |range: std::ops::Range<usize>| {
+        let producer = producer.clone();
+        let topic = kafka.kafka_topic.clone();
+        async move {
+            let sends = range.map(|index| {
+                let mut envelope = envelope(&format!("s-{index}"));
+                envelope.receipt.place_id = format!("place-{}", index % 4);
+                let (producer, topic) = (producer.clone(), topic.clone());
+                async move {
+                    let payload = envelope.to_json();
+                    let key = envelope.receipt.place_id.clone();
+                    producer
+                        .send(
+                            FutureRecord::to(&topic).key(&key).payload(&payload),
+                            Duration::from_secs(10),
+                        )
+                        .await
+                        .map_err(|(error, _)| error)
+                        .expect("sent");
+                }
+            });
+            futures::future::join_all(sends).await;
+        }
+    };
+    let stored = || {
+        let mut conn = pool.get().expect("connection");
+        receipts::table
+            .count()
+            .get_result::<i64>(&mut conn)
+            .expect("count")
+    };
+    let wait_for = |count: i64| {
+        let stored = &stored;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while stored() < count {
+                assert!(Instant::now() < deadline, "only {} of {count} stored", stored());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    let group = unique_name("group");
+    produce(0..1500).await;
+    let first = start_consumer_process(&database_url, &kafka, &group);
+    wait_for(200).await;
+    let _second = start_consumer_process(&database_url, &kafka, &group);
+    wait_for(700).await;
+    drop(first); // SIGKILL while consuming
+    let at_kill = stored();
+    assert!(
+        at_kill < 1500,
+        "the kill should land mid-stream (stored {at_kill})"
+    );
+    produce(1500..2000).await;
+    wait_for(2000).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    assert_eq!(stored(), 2000, "every receipt stored once");
+    let mut conn = pool.get().expect("connection");
+    let counted: Option<rust_decimal::Decimal> = places::table
+        .select(diesel::dsl::sum(places::total_purchases))
+        .first(&mut conn)
+        .expect("sum");
+    assert_eq!(
+        counted,
+        Some(rust_decimal::Decimal::from(2000)),
+        "nothing counted twice"
+    );
+}
