@@ -1,4 +1,4 @@
-.PHONY: up down test check fmt
+.PHONY: up down test check bench
 
 ## Start the whole stack on local services (installs what is missing) and print the URLs and an admin token.
 up:
@@ -16,3 +16,7 @@ test:
 check:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## Analytics at 1,000,000 receipts (needs `make up` for its PostgreSQL); prints medians and the ratio.
+bench:
+	cargo bench -p consumer --bench analytics
