@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use actix_web::http::Method;
-use consumer::config::{ConsumerConfig, IngestConfig};
-use producer::config::{IntakeConfig, ProducerConfig, RelayConfig};
 use serde_json::{json, Value};
-use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
 use shared_models::http::ApiRoute;
-use shared_models::testing::{fresh_database, service_url, unique_name};
+use shared_models::testing::{fresh_database, unique_name};
+
+mod support;
 
 struct Services {
     producer: String,
@@ -22,62 +21,19 @@ async fn spawn_services() -> Services {
     let (database_url, _) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
-    let database = DatabaseConfig {
-        database_url,
-        database_pool_size: 8,
-    };
-    let topic = unique_name("receipts");
-    let kafka = KafkaConfig {
-        kafka_brokers: service_url("TEST_KAFKA_BROKERS"),
-        kafka_dlq_topic: format!("{topic}.dlq"),
-        kafka_topic: topic,
-        kafka_partitions: 1,
-    };
-    let auth = AuthConfig {
-        token_cache_seconds: 1,
-    };
+    let database = support::database(database_url);
+    let kafka = support::kafka(1);
     let admin = unique_name("rcpt_admin");
-    let producer = producer::startup::Application::build(ProducerConfig {
-        addr: "127.0.0.1:0".into(),
-        database: database.clone(),
-        kafka: kafka.clone(),
-        auth: auth.clone(),
-        bootstrap_admin_token: Some(admin.clone()),
-        intake: IntakeConfig {
-            max_body_bytes: 1024 * 1024,
-            total_tolerance: "0.01".parse().expect("decimal"),
-            max_future_skew_seconds: 600,
-            earliest_timestamp: "2000-01-01T00:00:00Z".parse().expect("time"),
-            rejected_body_log_bytes: 4096,
-        },
-        relay: RelayConfig {
-            relay_batch_size: 100,
-            relay_poll_ms: 100,
-            kafka_message_timeout_ms: 15000,
-        },
-    })
-    .await
-    .expect("producer starts");
+    let producer =
+        producer::startup::Application::build(support::producer(database.clone(), kafka.clone(), &admin))
+            .await
+            .expect("producer starts");
     let producer_url = format!("http://127.0.0.1:{}", producer.port());
     tokio::spawn(producer.run_until_stopped());
-    let consumer = consumer::startup::Application::build(ConsumerConfig {
-        addr: "127.0.0.1:0".into(),
-        database,
-        kafka,
-        redis: RedisConfig {
-            redis_url: service_url("TEST_REDIS_URL"),
-            analytics_queue: unique_name("analytics"),
-        },
-        auth,
-        ingest: IngestConfig {
-            group_id: unique_name("group"),
-            batch_size: 100,
-            batch_ms: 50,
-            store_attempts: 3,
-        },
-    })
-    .await
-    .expect("consumer starts");
+    let consumer =
+        consumer::startup::Application::build(support::consumer(database, kafka, support::redis()))
+            .await
+            .expect("consumer starts");
     let consumer_url = format!("http://127.0.0.1:{}", consumer.port());
     tokio::spawn(consumer.run_until_stopped());
     Services {

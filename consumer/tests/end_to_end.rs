@@ -3,13 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use consumer::config::{ConsumerConfig, IngestConfig};
-use producer::config::{IntakeConfig, ProducerConfig, RelayConfig};
 use serde_json::{json, Value};
-use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
-use shared_models::testing::{fresh_database, service_url, unique_name};
+use shared_models::testing::{fresh_database, unique_name};
 use tokio::sync::watch;
 use worker::config::WorkerConfig;
+
+mod support;
 
 struct Stack {
     pool: shared_models::db::PgPool,
@@ -24,65 +23,25 @@ async fn spawn_stack() -> Stack {
     let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
-    let database = DatabaseConfig {
-        database_url,
-        database_pool_size: 8,
-    };
-    let topic = unique_name("receipts");
-    let kafka = KafkaConfig {
-        kafka_brokers: service_url("TEST_KAFKA_BROKERS"),
-        kafka_dlq_topic: format!("{topic}.dlq"),
-        kafka_topic: topic,
-        kafka_partitions: 3,
-    };
-    let redis = RedisConfig {
-        redis_url: service_url("TEST_REDIS_URL"),
-        analytics_queue: unique_name("analytics"),
-    };
-    let auth = AuthConfig {
-        token_cache_seconds: 1,
-    };
+    let database = support::database(database_url);
+    let kafka = support::kafka(3);
+    let redis = support::redis();
     let admin_token = unique_name("rcpt_admin");
 
-    let producer = producer::startup::Application::build(ProducerConfig {
-        addr: "127.0.0.1:0".into(),
-        database: database.clone(),
-        kafka: kafka.clone(),
-        auth: auth.clone(),
-        bootstrap_admin_token: Some(admin_token.clone()),
-        intake: IntakeConfig {
-            max_body_bytes: 1024 * 1024,
-            total_tolerance: "0.01".parse().expect("decimal"),
-            max_future_skew_seconds: 600,
-            earliest_timestamp: "2000-01-01T00:00:00Z".parse().expect("time"),
-            rejected_body_log_bytes: 4096,
-        },
-        relay: RelayConfig {
-            relay_batch_size: 100,
-            relay_poll_ms: 50,
-            kafka_message_timeout_ms: 15000,
-        },
-    })
+    let producer = producer::startup::Application::build(support::producer(
+        database.clone(),
+        kafka.clone(),
+        &admin_token,
+    ))
     .await
     .expect("producer starts");
     let producer_url = format!("http://127.0.0.1:{}", producer.port());
     tokio::spawn(producer.run_until_stopped());
 
-    let consumer = consumer::startup::Application::build(ConsumerConfig {
-        addr: "127.0.0.1:0".into(),
-        database: database.clone(),
-        kafka,
-        redis: redis.clone(),
-        auth,
-        ingest: IngestConfig {
-            group_id: unique_name("group"),
-            batch_size: 100,
-            batch_ms: 50,
-            store_attempts: 3,
-        },
-    })
-    .await
-    .expect("consumer starts");
+    let consumer =
+        consumer::startup::Application::build(support::consumer(database.clone(), kafka, redis.clone()))
+            .await
+            .expect("consumer starts");
     let consumer_url = format!("http://127.0.0.1:{}", consumer.port());
     tokio::spawn(consumer.run_until_stopped());
 
@@ -278,6 +237,36 @@ async fn receipts_posted_to_the_producer_show_up_exactly_in_the_consumers_analyt
         inside["summary"]["category_analytics"]["groceries"]["total_spent"],
         money("1.49")
     );
+    // Places: search by id or name, case-insensitively.
+    for (search, count) in [("store ab", 1), ("STORE-ABC", 1), ("zzz", 0)] {
+        let (status, body) = stack
+            .send(
+                stack.http.get(format!(
+                    "{}/api/places/?search={}",
+                    stack.consumer,
+                    search.replace(' ', "%20")
+                )),
+                &merchant,
+            )
+            .await;
+        assert_eq!(
+            (status, body["count"].clone()),
+            (200, json!(count)),
+            "search {search}: {body}"
+        );
+    }
+    let (_, place) = stack
+        .send(
+            stack
+                .http
+                .get(format!("{}/api/places/store-abc/", stack.consumer)),
+            &merchant,
+        )
+        .await;
+    assert_eq!(place["total_purchases"], 2);
+    assert_eq!(place["first_purchase_at"], "2024-02-07T12:34:56Z");
+    assert_eq!(place["last_purchase_at"], "2024-02-07T14:10:00Z");
+
     // An empty period gives zeros.
     let empty = stack
         .analytics_until(&merchant, "from=2030-01-01T00:00:00Z", |_| true)

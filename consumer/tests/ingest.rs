@@ -3,17 +3,18 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use consumer::config::{ConsumerConfig, IngestConfig};
 use diesel::prelude::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
-use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
+use shared_models::config::KafkaConfig;
 use shared_models::db::PgPool;
 use shared_models::receipt::{LineItem, Receipt, ReceiptEnvelope, DLQ_REASON_HEADER};
 use shared_models::schema::{places, receipts};
 use shared_models::testing::{fresh_database, service_url, unique_name};
+
+mod support;
 
 struct RunningConsumer {
     kafka: KafkaConfig,
@@ -25,36 +26,13 @@ async fn spawn_consumer() -> RunningConsumer {
     let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
-    let topic = unique_name("receipts");
-    let kafka = KafkaConfig {
-        kafka_brokers: service_url("TEST_KAFKA_BROKERS"),
-        kafka_dlq_topic: format!("{topic}.dlq"),
-        kafka_topic: topic,
-        kafka_partitions: 2,
-    };
-    let app = consumer::startup::Application::build(ConsumerConfig {
-        addr: "127.0.0.1:0".into(),
-        database: DatabaseConfig {
-            database_url,
-            database_pool_size: 4,
-        },
-        kafka: kafka.clone(),
-        redis: RedisConfig {
-            redis_url: service_url("TEST_REDIS_URL"),
-            analytics_queue: unique_name("analytics"),
-        },
-        auth: AuthConfig {
-            token_cache_seconds: 1,
-        },
-        ingest: IngestConfig {
-            group_id: unique_name("group"),
-            batch_size: 50,
-            batch_ms: 50,
-            store_attempts: 2,
-        },
-    })
-    .await
-    .expect("consumer starts");
+    let kafka = support::kafka(2);
+    let mut config = support::consumer(support::database(database_url), kafka.clone(), support::redis());
+    config.ingest.batch_size = 50;
+    config.ingest.store_attempts = 2;
+    let app = consumer::startup::Application::build(config)
+        .await
+        .expect("consumer starts");
     tokio::spawn(app.run_until_stopped());
     let producer = shared_models::kafka::client_config(&kafka.kafka_brokers)
         .create()
@@ -223,13 +201,7 @@ async fn consumers_joining_and_dying_mid_stream_lose_nothing_and_count_nothing_t
     let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
-    let topic = unique_name("receipts");
-    let kafka = KafkaConfig {
-        kafka_brokers: service_url("TEST_KAFKA_BROKERS"),
-        kafka_dlq_topic: format!("{topic}.dlq"),
-        kafka_topic: topic,
-        kafka_partitions: 4,
-    };
+    let kafka = support::kafka(4);
     shared_models::kafka::ensure_topics(&kafka.kafka_brokers, &[(kafka.kafka_topic.as_str(), 4)])
         .await
         .expect("topic");

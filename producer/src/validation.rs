@@ -4,12 +4,12 @@
 //! exact decimals (the workspace enables serde_json's `arbitrary_precision`, so a JSON number never passes
 //! through f64), then checked against the contract's numeric and cross-field rules.
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use garde::Validate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use shared_models::receipt::{LineItem, Receipt};
+use shared_models::receipt::{parse_timestamp, LineItem, Receipt};
 
 /// One failing field: a path into the body, a machine code and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -241,20 +241,6 @@ impl Problems {
             );
         }
     }
-}
-
-/// Parses a timestamp in RFC 3339 or ISO 8601; one without an offset is UTC.
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .map(|time| time.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                .ok()
-                .map(|naive| naive.and_utc())
-        })
 }
 
 /// Validates a receipt body (already known to be a JSON object) against every rule of CONTRACT 3,

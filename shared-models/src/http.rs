@@ -493,3 +493,30 @@ pub fn api_scope(routes: Vec<ApiRoute>) -> actix_web::Scope {
         scope.route(api_route.path, api_route.route)
     })
 }
+
+/// Runs blocking diesel work on actix's blocking pool, off the async executor.
+pub async fn with_db<T, E, F>(pool: &PgPool, work: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<diesel::r2d2::PoolError> + From<actix_web::error::BlockingError> + Send + 'static,
+    F: FnOnce(&mut diesel::PgConnection) -> Result<T, E> + Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await?
+}
+
+/// An optional instant from a query parameter (`from`, `to`), with the message a 400 should carry.
+pub fn query_instant(
+    field: &str,
+    text: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    text.map(|text| {
+        crate::receipt::parse_timestamp(text)
+            .ok_or_else(|| format!("{field} must be an ISO 8601 / RFC 3339 timestamp"))
+    })
+    .transpose()
+}

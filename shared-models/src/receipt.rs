@@ -3,7 +3,7 @@
 //! Every amount is an exact decimal, serialised as a string so that no reader can turn it into binary
 //! floating point on the way.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -17,6 +17,20 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
 /// Name of the Kafka header that carries the reason a message went to the dead-letter topic.
 pub const DLQ_REASON_HEADER: &str = "dlq-reason";
+
+/// Parses a timestamp in RFC 3339 or ISO 8601; one without an offset is UTC.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .map(|time| time.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|naive| naive.and_utc())
+        })
+}
 
 /// One line of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,10 +7,9 @@ pub mod places;
 
 use actix_web::http::Method;
 use actix_web::web;
-use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use shared_models::auth::Role;
-use shared_models::http::{Access, ApiRoute};
+use shared_models::http::{query_instant, Access, ApiRoute};
 
 use crate::analytics::Period;
 use crate::error::ApiError;
@@ -22,33 +21,14 @@ where
     T: Send + 'static,
     F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
 {
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        work(&mut conn)
-    })
-    .await?
-}
-
-fn parse_instant(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    text.map(|text| {
-        let text = text.trim();
-        DateTime::parse_from_rfc3339(text)
-            .map(|time| time.with_timezone(&Utc))
-            .or_else(|_| {
-                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                    .map(|naive| naive.and_utc())
-            })
-            .map_err(|_| ApiError::BadRequest(format!("{field} must be an ISO 8601 / RFC 3339 timestamp")))
-    })
-    .transpose()
+    shared_models::http::with_db(&state.pool, work).await
 }
 
 /// `from` (inclusive) and `to` (exclusive) from the query string: 400 when unparsable or inverted.
 pub fn parse_period(from: Option<&str>, to: Option<&str>) -> Result<Period, ApiError> {
     let period = Period {
-        from: parse_instant("from", from)?,
-        to: parse_instant("to", to)?,
+        from: query_instant("from", from).map_err(ApiError::BadRequest)?,
+        to: query_instant("to", to).map_err(ApiError::BadRequest)?,
     };
     if let (Some(from), Some(to)) = (period.from, period.to) {
         if from > to {

@@ -1,19 +1,19 @@
 //! `POST /api/checks/`, `GET /api/checks/` and `GET /api/checks/{transaction_id}/`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel::Connection;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared_models::auth::{Principal, Role};
-use shared_models::http::{Authenticated, PageRequest};
+use shared_models::http::{query_instant, Authenticated, PageRequest};
 
 use crate::error::ApiError;
 use crate::intake::{self, LogFilter, Outcome, Verdict};
 use crate::routes::with_db;
 use crate::startup::AppState;
-use crate::validation::{self, FieldError};
+use crate::validation::FieldError;
 
 /// Reads the body up to the configured limit.
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
@@ -295,14 +295,6 @@ pub struct LogQuery {
     page_size: Option<i64>,
 }
 
-fn parse_instant(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    text.map(|text| {
-        validation::parse_timestamp(text)
-            .ok_or_else(|| ApiError::BadRequest(format!("{field} must be an ISO 8601 / RFC 3339 timestamp")))
-    })
-    .transpose()
-}
-
 /// `GET /api/checks/`: the receipt log, paginated.
 pub async fn list(
     auth: Authenticated,
@@ -322,8 +314,8 @@ pub async fn list(
     let filter = LogFilter {
         merchant_scope: principal.merchant_scope().map(str::to_owned),
         status: query.status.clone(),
-        from: parse_instant("from", query.from.as_deref())?,
-        to: parse_instant("to", query.to.as_deref())?,
+        from: query_instant("from", query.from.as_deref()).map_err(ApiError::BadRequest)?,
+        to: query_instant("to", query.to.as_deref()).map_err(ApiError::BadRequest)?,
     };
     let (count, rows) = with_db(&state, move |conn| {
         Ok(intake::list_log(conn, &filter, page.offset(), page.page_size)?)

@@ -20,12 +20,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
 {
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        work(&mut conn)
-    })
-    .await?
+    shared_models::http::with_db(&state.pool, work).await
 }
 
 /// Parses a small JSON body into `T`, with the contract's 400 for anything else.

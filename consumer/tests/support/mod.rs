@@ -1,0 +1,78 @@
+//! Configuration of the services the consumer's tests start, on the throwaway PostgreSQL, Redis and broker
+//! of `make test`, with a unique topic, consumer group and queue per test.
+// Each test binary uses the part it needs.
+#![allow(dead_code)]
+
+use consumer::config::{ConsumerConfig, IngestConfig};
+use producer::config::{IntakeConfig, ProducerConfig, RelayConfig};
+use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
+use shared_models::testing::{service_url, unique_name};
+
+pub fn database(database_url: String) -> DatabaseConfig {
+    DatabaseConfig {
+        database_url,
+        database_pool_size: 8,
+    }
+}
+
+pub fn kafka(partitions: i32) -> KafkaConfig {
+    let topic = unique_name("receipts");
+    KafkaConfig {
+        kafka_brokers: service_url("TEST_KAFKA_BROKERS"),
+        kafka_dlq_topic: format!("{topic}.dlq"),
+        kafka_topic: topic,
+        kafka_partitions: partitions,
+    }
+}
+
+pub fn redis() -> RedisConfig {
+    RedisConfig {
+        redis_url: service_url("TEST_REDIS_URL"),
+        analytics_queue: unique_name("analytics"),
+    }
+}
+
+/// Tokens are re-checked every second, so revocation shows quickly.
+pub fn auth() -> AuthConfig {
+    AuthConfig {
+        token_cache_seconds: 1,
+    }
+}
+
+pub fn producer(database: DatabaseConfig, kafka: KafkaConfig, admin_token: &str) -> ProducerConfig {
+    ProducerConfig {
+        addr: "127.0.0.1:0".into(),
+        database,
+        kafka,
+        auth: auth(),
+        bootstrap_admin_token: Some(admin_token.to_owned()),
+        intake: IntakeConfig {
+            max_body_bytes: 1024 * 1024,
+            total_tolerance: "0.01".parse().expect("decimal"),
+            max_future_skew_seconds: 600,
+            earliest_timestamp: "2000-01-01T00:00:00Z".parse().expect("time"),
+            rejected_body_log_bytes: 4096,
+        },
+        relay: RelayConfig {
+            relay_batch_size: 100,
+            relay_poll_ms: 50,
+            kafka_message_timeout_ms: 15000,
+        },
+    }
+}
+
+pub fn consumer(database: DatabaseConfig, kafka: KafkaConfig, redis: RedisConfig) -> ConsumerConfig {
+    ConsumerConfig {
+        addr: "127.0.0.1:0".into(),
+        database,
+        kafka,
+        redis,
+        auth: auth(),
+        ingest: IngestConfig {
+            group_id: unique_name("group"),
+            batch_size: 100,
+            batch_ms: 50,
+            store_attempts: 3,
+        },
+    }
+}
