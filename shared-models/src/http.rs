@@ -457,6 +457,14 @@ pub struct Access {
     pub merchant_scoped: bool,
 }
 
+impl Access {
+    /// Administration: admins only.
+    pub const ADMINS: Access = Access {
+        roles: &[Role::Admin],
+        merchant_scoped: false,
+    };
+}
+
 /// One `/api/` endpoint: its method, path, access rule and handler.
 pub struct ApiRoute {
     pub method: actix_web::http::Method,

@@ -42,10 +42,6 @@ const READERS: Access = Access {
     roles: &[Role::Merchant, Role::Analyst, Role::Admin],
     merchant_scoped: true,
 };
-const ADMINS: Access = Access {
-    roles: &[Role::Admin],
-    merchant_scoped: false,
-};
 
 /// Every `/api/` endpoint of the consumer, with who may call it.
 pub fn api_routes() -> Vec<ApiRoute> {
@@ -62,10 +58,10 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ApiRoute::new(
             Method::POST,
             "/analytics/recompute/",
-            ADMINS,
+            Access::ADMINS,
             analytics::recompute,
         ),
-        ApiRoute::new(Method::GET, "/jobs/", ADMINS, jobs::list),
-        ApiRoute::new(Method::GET, "/jobs/{id}/", ADMINS, jobs::detail),
+        ApiRoute::new(Method::GET, "/jobs/", Access::ADMINS, jobs::list),
+        ApiRoute::new(Method::GET, "/jobs/{id}/", Access::ADMINS, jobs::detail),
     ]
 }

@@ -33,10 +33,6 @@ const SUBMITTERS: Access = Access {
     roles: &[Role::Merchant, Role::Admin],
     merchant_scoped: true,
 };
-const ADMINS: Access = Access {
-    roles: &[Role::Admin],
-    merchant_scoped: false,
-};
 
 /// Every `/api/` endpoint of the producer, with who may call it.
 pub fn api_routes() -> Vec<ApiRoute> {
@@ -50,8 +46,8 @@ pub fn api_routes() -> Vec<ApiRoute> {
             SUBMITTERS,
             checks::status,
         ),
-        ApiRoute::new(Method::POST, "/tokens/", ADMINS, tokens::create),
-        ApiRoute::new(Method::GET, "/tokens/", ADMINS, tokens::list),
-        ApiRoute::new(Method::DELETE, "/tokens/{id}/", ADMINS, tokens::revoke),
+        ApiRoute::new(Method::POST, "/tokens/", Access::ADMINS, tokens::create),
+        ApiRoute::new(Method::GET, "/tokens/", Access::ADMINS, tokens::list),
+        ApiRoute::new(Method::DELETE, "/tokens/{id}/", Access::ADMINS, tokens::revoke),
     ]
 }
