@@ -92,9 +92,9 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
         .retry_if(is_retryable as fn(&BoxDynError) -> bool);
     let job_worker = WorkerBuilder::new(name.as_str())
         .backend(analytics_queue.clone())
-        .layer(PrometheusLayer::default())
-        .retry(policy)
         .concurrency(config.concurrency)
+        .retry(policy)
+        .layer(PrometheusLayer::default())
         .data(pool)
         .data(MaxAttempts(config.job_retries + 1))
         .build(jobs::handle);
