@@ -12,7 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use shared_models::db::PgPool;
 use shared_models::kafka;
 use shared_models::receipt::{SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
-use shared_models::schema::{accepted_receipts, outbox};
+use shared_models::schema::outbox;
 use tokio::sync::watch;
 
 use crate::config::RelayConfig;
@@ -55,17 +55,11 @@ pub fn publish_batch(
 ) -> Result<usize, RelayError> {
     let mut conn = pool.get()?;
     conn.transaction(|conn| {
-        let rows: Vec<(i64, String, String, String, String)> = outbox::table
+        let rows: Vec<(i64, String, String)> = outbox::table
             .filter(outbox::published_at.is_null())
             .order(outbox::id.asc())
             .limit(limit)
-            .select((
-                outbox::id,
-                outbox::merchant_id,
-                outbox::transaction_id,
-                outbox::message_key,
-                outbox::payload,
-            ))
+            .select((outbox::id, outbox::message_key, outbox::payload))
             .for_update()
             .skip_locked()
             .load(conn)?;
@@ -80,7 +74,7 @@ pub fn publish_batch(
         };
         let deliveries: Vec<_> = rows
             .iter()
-            .map(|(_, _, _, key, payload)| {
+            .map(|(_, key, payload)| {
                 producer
                     .send_result(
                         FutureRecord::to(topic)
@@ -91,9 +85,9 @@ pub fn publish_batch(
                     .map_err(|(error, _)| error)
             })
             .collect();
-        let mut published = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
         let mut failure = None;
-        for (row, delivery) in rows.iter().zip(deliveries) {
+        for ((id, _, _), delivery) in rows.iter().zip(deliveries) {
             let outcome = match delivery {
                 Ok(future) => match block_on(future) {
                     Ok(Ok(_)) => Ok(()),
@@ -103,23 +97,24 @@ pub fn publish_batch(
                 Err(error) => Err(error.to_string()),
             };
             match outcome {
-                Ok(()) => published.push(row),
-                Err(error) => failure = failure.or(Some((row.0, error))),
+                Ok(()) => ids.push(*id),
+                Err(error) => failure = failure.or(Some((*id, error))),
             }
         }
         let now = Utc::now();
-        let ids: Vec<i64> = published.iter().map(|row| row.0).collect();
         diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
             .set((
                 outbox::published_at.eq(now),
                 outbox::attempts.eq(outbox::attempts + 1),
             ))
             .execute(conn)?;
-        for (_, merchant_id, transaction_id, _, _) in &published {
-            diesel::update(accepted_receipts::table.find((merchant_id, transaction_id)))
-                .set(accepted_receipts::published_at.eq(now))
-                .execute(conn)?;
-        }
+        diesel::sql_query(
+            "UPDATE accepted_receipts a SET published_at = $1 FROM outbox o
+             WHERE o.id = ANY($2) AND a.merchant_id = o.merchant_id AND a.transaction_id = o.transaction_id",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(&ids)
+        .execute(conn)?;
         if let Some((id, error)) = failure {
             log::warn!("outbox row {id} not acknowledged by Kafka: {error}");
             diesel::update(outbox::table.filter(outbox::id.eq(id)))
@@ -129,7 +124,7 @@ pub fn publish_batch(
                 ))
                 .execute(conn)?;
         }
-        Ok(published.len())
+        Ok(ids.len())
     })
 }
 
