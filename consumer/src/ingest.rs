@@ -7,6 +7,7 @@
 //! and a rebalance or restart redelivers at most the last second's messages, which storing skips.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -130,24 +131,28 @@ impl Ingest {
 
     /// Stores a batch; returns only when every message is stored or dead-lettered.
     async fn process(&mut self, batch: &[OwnedMessage]) -> Result<(), IngestError> {
+        let mut messages = Vec::with_capacity(batch.len());
         let mut envelopes = Vec::with_capacity(batch.len());
         for message in batch {
             match ReceiptEnvelope::from_json(message.payload().unwrap_or_default()) {
-                Ok(envelope) => envelopes.push((message, envelope)),
+                Ok(envelope) => {
+                    messages.push(message);
+                    envelopes.push(envelope);
+                }
                 Err(error) => self.dead_letter(message, &error.to_string()).await?,
             }
         }
-        let parsed: Vec<ReceiptEnvelope> = envelopes.iter().map(|(_, envelope)| envelope.clone()).collect();
+        let envelopes: Arc<[ReceiptEnvelope]> = envelopes.into();
         let mut touched = BTreeSet::new();
-        match self.store_with_retries(parsed).await {
+        match self.store_with_retries(envelopes.clone()).await {
             Ok(buckets) => touched.extend(buckets),
             Err(error) => {
                 log::warn!(
                     "batch of {} receipts failed to store ({error}); storing one by one",
                     envelopes.len()
                 );
-                for (message, envelope) in envelopes {
-                    match self.store_with_retries(vec![envelope]).await {
+                for (message, envelope) in messages.into_iter().zip(envelopes.iter()) {
+                    match self.store_with_retries(Arc::from([envelope.clone()])).await {
                         Ok(buckets) => touched.extend(buckets),
                         Err(error) => self.dead_letter(message, &error).await?,
                     }
@@ -160,15 +165,16 @@ impl Ingest {
         Ok(())
     }
 
+    /// Stores the receipts in one transaction, retrying with back-off up to `CONSUMER_STORE_ATTEMPTS` times.
     async fn store_with_retries(
         &self,
-        envelopes: Vec<ReceiptEnvelope>,
+        envelopes: Arc<[ReceiptEnvelope]>,
     ) -> Result<BTreeSet<HourBucket>, String> {
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
             let pool = self.pool.clone();
-            let batch = envelopes.clone();
+            let batch = Arc::clone(&envelopes);
             let result = tokio::task::spawn_blocking(move || {
                 let mut conn = pool.get().map_err(|error| error.to_string())?;
                 store::store_receipts(&mut conn, &batch).map_err(|error| error.to_string())
