@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use shared_models::auth::{Principal, Role};
 use shared_models::receipt::{Receipt, ReceiptEnvelope};
 use shared_models::schema::{accepted_receipts, outbox, places, receipt_log};
@@ -217,15 +217,15 @@ pub fn list_log(
 pub enum Verdict {
     Stored(Outcome),
     Invalid(Vec<FieldError>),
-    /// The caller may not submit this receipt (another merchant's `merchant_id` or place, or no role).
-    Forbidden(String),
+    /// The caller may not submit this receipt: it names another merchant's `merchant_id`.
+    Forbidden,
 }
 
 /// Validates, resolves the merchant and the place, and stores one receipt; every outcome is logged.
 pub fn judge(
     conn: &mut PgConnection,
     principal: &Principal,
-    body: &Map<String, Value>,
+    body: &Value,
     rules: &Rules,
     now: DateTime<Utc>,
     rejected_body: Option<&str>,
@@ -242,6 +242,11 @@ pub fn judge(
         )
     };
     let token_merchant = principal.merchant_id.as_deref();
+    let Value::Object(body) = body else {
+        let details = vec![FieldError::new("", "invalid_type", "a receipt must be an object")];
+        reject(conn, token_merchant, json!(details))?;
+        return Ok(Verdict::Invalid(details));
+    };
     let valid = match validation::validate(body, rules, now) {
         Ok(valid) => valid,
         Err(details) => {
@@ -271,7 +276,7 @@ pub fn judge(
             token_merchant,
             json!([{ "code": "merchant_not_allowed", "message": message }]),
         )?;
-        return Ok(Verdict::Forbidden(message.into()));
+        return Ok(Verdict::Forbidden);
     };
     let place_id = match valid.place_id.clone() {
         Some(place_id) => place_id,

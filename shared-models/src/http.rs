@@ -169,8 +169,9 @@ impl ResponseError for AuthError {
 pub struct Authenticated(pub Principal);
 
 impl Authenticated {
-    /// Allows the call only for the given roles.
-    pub fn require(&self, roles: &[Role]) -> Result<&Principal, AuthError> {
+    /// Allows the call only for the roles of the endpoint's access rule (the one its route table states).
+    pub fn require(&self, access: Access) -> Result<&Principal, AuthError> {
+        let roles = access.roles;
         if roles.contains(&self.0.role) {
             Ok(&self.0)
         } else {

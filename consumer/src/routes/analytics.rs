@@ -5,15 +5,14 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
-use shared_models::auth::Role;
-use shared_models::http::{Authenticated, PageRequest};
+use shared_models::http::{Access, Authenticated, PageRequest};
 use shared_models::jobs::{self, AnalyticsJob, AnalyticsWork};
 use shared_models::queue;
 use shared_models::schema::{jobs as job_table, places};
 
 use crate::analytics::{self, Scope};
 use crate::error::ApiError;
-use crate::routes::{parse_period, with_db};
+use crate::routes::{parse_period, with_db, READERS};
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -33,7 +32,7 @@ pub async fn overview(
     query: web::Query<AnalyticsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(&[Role::Merchant, Role::Analyst, Role::Admin])?;
+    let principal = auth.require(READERS)?;
     let period = parse_period(query.from.as_deref(), query.to.as_deref())?;
     let page = PageRequest::new(query.page, query.page_size).map_err(ApiError::BadRequest)?;
     let scope = Scope {
@@ -110,7 +109,7 @@ pub async fn recompute(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(&[Role::Admin])?;
+    auth.require(Access::ADMINS)?;
     let request: RecomputeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RecomputeRequest::default()
     } else {

@@ -3,8 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
-use shared_models::auth::Role;
-use shared_models::http::Authenticated;
+use shared_models::http::{Access, Authenticated};
 use shared_models::jobs;
 use uuid::Uuid;
 
@@ -17,7 +16,7 @@ pub async fn detail(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(&[Role::Admin])?;
+    auth.require(Access::ADMINS)?;
     let id = Uuid::parse_str(&path).map_err(|_| ApiError::NotFound(format!("no job {path}")))?;
     let job = with_db(&state, move |conn| Ok(jobs::find(conn, id)?)).await?;
     job.map(|job| HttpResponse::Ok().json(job))
@@ -35,7 +34,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(&[Role::Admin])?;
+    auth.require(Access::ADMINS)?;
     let status = query.status.clone().unwrap_or_else(|| "failed".into());
     if !["queued", "running", "retrying", "done", "failed"].contains(&status.as_str()) {
         return Err(ApiError::BadRequest(

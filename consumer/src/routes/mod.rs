@@ -38,7 +38,7 @@ pub fn parse_period(from: Option<&str>, to: Option<&str>) -> Result<Period, ApiE
     Ok(period)
 }
 
-const READERS: Access = Access {
+pub(crate) const READERS: Access = Access {
     roles: &[Role::Merchant, Role::Analyst, Role::Admin],
     merchant_scoped: true,
 };

@@ -5,16 +5,14 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared_models::auth::{Principal, Role};
+use shared_models::auth::Principal;
 use shared_models::http::{Authenticated, PageRequest};
 use shared_models::schema::places;
 
 use crate::analytics::{self, Scope};
 use crate::error::ApiError;
-use crate::routes::{parse_period, with_db};
+use crate::routes::{parse_period, with_db, READERS};
 use crate::startup::AppState;
-
-const READERS: [Role; 3] = [Role::Merchant, Role::Analyst, Role::Admin];
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = places)]
@@ -59,7 +57,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(&READERS)?;
+    let principal = auth.require(READERS)?;
     let page = PageRequest::new(query.page, query.page_size).map_err(ApiError::BadRequest)?;
     let merchant = principal.merchant_scope().map(str::to_owned);
     let search = query.search.clone().filter(|text| !text.trim().is_empty());
@@ -106,7 +104,7 @@ pub async fn detail(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(&READERS)?.clone();
+    let principal = auth.require(READERS)?.clone();
     let place = with_db(&state, move |conn| visible_place(conn, &principal, &path)).await?;
     Ok(HttpResponse::Ok().json(place))
 }
@@ -124,7 +122,7 @@ pub async fn analytics(
     query: web::Query<PeriodQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(&READERS)?.clone();
+    let principal = auth.require(READERS)?.clone();
     let period = parse_period(query.from.as_deref(), query.to.as_deref())?;
     let category = query
         .category

@@ -6,12 +6,12 @@ use diesel::Connection;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared_models::auth::{Principal, Role};
+use shared_models::auth::Principal;
 use shared_models::http::{query_instant, Authenticated, PageRequest};
 
 use crate::error::ApiError;
 use crate::intake::{self, LogFilter, Outcome, Verdict};
-use crate::routes::with_db;
+use crate::routes::{with_db, SUBMITTERS};
 use crate::startup::AppState;
 use crate::validation::FieldError;
 
@@ -29,34 +29,37 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body)
 }
 
-/// What a rejected submission leaves in the receipt log.
-struct Rejection {
-    merchant_id: Option<String>,
-    transaction_id: Option<String>,
-    reasons: Value,
+/// Logs a request rejected before any receipt in it could be judged (too large, not JSON, not the expected
+/// shape) and returns its error.
+async fn reject_request(
+    state: &web::Data<AppState>,
+    principal: &Principal,
+    code: &'static str,
+    error: ApiError,
     body: Option<String>,
-}
-
-async fn log_rejection(state: &web::Data<AppState>, rejection: Rejection, reason: &str) {
+) -> ApiError {
     state
         .metrics
         .receipts
-        .with_label_values(&["rejected", reason])
+        .with_label_values(&["rejected", code])
         .inc();
+    let merchant_id = principal.merchant_id.clone();
+    let reasons = json!([{ "code": code, "message": error.to_string() }]);
     let logged = with_db(state, move |conn| {
         Ok(intake::log_attempt(
             conn,
-            rejection.merchant_id.as_deref(),
-            rejection.transaction_id.as_deref(),
+            merchant_id.as_deref(),
+            None,
             "rejected",
-            Some(rejection.reasons),
-            rejection.body.as_deref(),
+            Some(reasons),
+            body.as_deref(),
         )?)
     })
     .await;
-    if let Err(error) = logged {
-        log::error!("could not log a rejected receipt: {error}");
+    if let Err(log_error) = logged {
+        log::error!("could not log a rejected receipt: {log_error}");
     }
+    error
 }
 
 fn truncated(body: &[u8], limit: usize) -> String {
@@ -72,7 +75,7 @@ fn count(state: &AppState, verdict: &Verdict) {
         Verdict::Stored(Outcome::Conflict) => ("conflict", "transaction_conflict"),
         Verdict::Stored(Outcome::ForeignPlace) => ("rejected", "place_forbidden"),
         Verdict::Invalid(_) => ("rejected", "validation_failed"),
-        Verdict::Forbidden(_) => ("rejected", "merchant_not_allowed"),
+        Verdict::Forbidden => ("rejected", "merchant_not_allowed"),
     };
     state.metrics.receipts.with_label_values(&[outcome, reason]).inc();
 }
@@ -81,34 +84,23 @@ fn foreign_place() -> ApiError {
     ApiError::forbidden("ownership of the place (it belongs to another merchant)")
 }
 
-/// Reads the body and parses it as JSON, logging what cannot be read.
+/// Reads the body and parses it as JSON, logging what cannot be read. Returns the value and the body as the
+/// receipt log keeps it.
 async fn read_json(
     state: &web::Data<AppState>,
     principal: &Principal,
     payload: web::Payload,
 ) -> Result<(Value, String), ApiError> {
-    let reject = |reasons: Value, body: Option<String>| Rejection {
-        merchant_id: principal.merchant_id.clone(),
-        transaction_id: None,
-        reasons,
-        body,
-    };
     let body = match read_body(payload, state.intake.max_body_bytes).await {
         Ok(body) => body,
-        Err(error) => {
-            let reasons = json!([{ "code": "payload_too_large", "message": error.to_string() }]);
-            log_rejection(state, reject(reasons, None), "payload_too_large").await;
-            return Err(error);
-        }
+        Err(error) => return Err(reject_request(state, principal, "payload_too_large", error, None).await),
     };
     let kept = truncated(&body, state.intake.rejected_body_log_bytes);
     match serde_json::from_slice::<Value>(&body) {
         Ok(value) => Ok((value, kept)),
         Err(parse_error) => {
             let error = ApiError::MalformedJson(format!("the body is not valid JSON: {parse_error}"));
-            let reasons = json!([{ "code": "malformed_json", "message": error.to_string() }]);
-            log_rejection(state, reject(reasons, Some(kept)), "malformed_json").await;
-            Err(error)
+            Err(reject_request(state, principal, "malformed_json", error, Some(kept)).await)
         }
     }
 }
@@ -119,21 +111,13 @@ pub async fn submit(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(&[Role::Merchant, Role::Admin])?.clone();
+    let principal = auth.require(SUBMITTERS)?.clone();
     let (value, kept) = read_json(&state, &principal, payload).await?;
-    let Value::Object(object) = value else {
+    if !value.is_object() {
         let error = ApiError::MalformedJson("the body must be a JSON object (one receipt)".into());
-        let reasons = json!([{ "code": "malformed_json", "message": error.to_string() }]);
-        let rejection = Rejection {
-            merchant_id: principal.merchant_id.clone(),
-            transaction_id: None,
-            reasons,
-            body: Some(kept),
-        };
-        log_rejection(&state, rejection, "malformed_json").await;
-        return Err(error);
-    };
-    let transaction_id = object
+        return Err(reject_request(&state, &principal, "malformed_json", error, Some(kept)).await);
+    }
+    let transaction_id = value
         .get("transaction_id")
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -143,7 +127,7 @@ pub async fn submit(
         Ok(intake::judge(
             conn,
             &principal,
-            &object,
+            &value,
             &state_.rules,
             Utc::now(),
             Some(&kept),
@@ -163,7 +147,7 @@ pub async fn submit(
         ))),
         Verdict::Stored(Outcome::ForeignPlace) => Err(foreign_place()),
         Verdict::Invalid(details) => Err(ApiError::Validation(details)),
-        Verdict::Forbidden(_) => Err(ApiError::forbidden("merchant_id of the token's own merchant")),
+        Verdict::Forbidden => Err(ApiError::forbidden("merchant_id of the token's own merchant")),
     }
 }
 
@@ -177,23 +161,19 @@ pub async fn submit_batch(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(&[Role::Merchant, Role::Admin])?.clone();
-    let (value, _) = read_json(&state, &principal, payload).await?;
+    let principal = auth.require(SUBMITTERS)?.clone();
+    let (value, kept) = read_json(&state, &principal, payload).await?;
     let receipts = match value {
-        Value::Array(receipts) => receipts,
+        Value::Array(receipts) => Some(receipts),
         Value::Object(mut object) => match object.remove("receipts") {
-            Some(Value::Array(receipts)) => receipts,
-            _ => {
-                return Err(ApiError::MalformedJson(
-                    "the body must be a list of receipts".into(),
-                ))
-            }
+            Some(Value::Array(receipts)) => Some(receipts),
+            _ => None,
         },
-        _ => {
-            return Err(ApiError::MalformedJson(
-                "the body must be a list of receipts".into(),
-            ))
-        }
+        _ => None,
+    };
+    let Some(receipts) = receipts else {
+        let error = ApiError::MalformedJson("the body must be a list of receipts".into());
+        return Err(reject_request(&state, &principal, "malformed_json", error, Some(kept)).await);
     };
     if receipts.is_empty() || receipts.len() > MAX_BATCH {
         return Err(ApiError::Validation(vec![FieldError::new(
@@ -208,16 +188,7 @@ pub async fn submit_batch(
         Ok(conn.transaction(|conn| {
             receipts
                 .iter()
-                .map(|receipt| match receipt {
-                    Value::Object(object) => {
-                        intake::judge(conn, &principal, object, &state_.rules, now, None)
-                    }
-                    _ => Ok(Verdict::Invalid(vec![FieldError::new(
-                        "",
-                        "invalid_type",
-                        "a receipt must be an object",
-                    )])),
-                })
+                .map(|receipt| intake::judge(conn, &principal, receipt, &state_.rules, now, None))
                 .collect::<Result<Vec<_>, diesel::result::Error>>()
         })?)
     })
@@ -237,7 +208,7 @@ pub async fn submit_batch(
                 Verdict::Stored(Outcome::Conflict) => {
                     json!({ "index": index, "status": "conflict", "error": "transaction_conflict" })
                 }
-                Verdict::Stored(Outcome::ForeignPlace) | Verdict::Forbidden(_) => {
+                Verdict::Stored(Outcome::ForeignPlace) | Verdict::Forbidden => {
                     json!({ "index": index, "status": "forbidden", "error": "forbidden" })
                 }
                 Verdict::Invalid(details) => {
@@ -255,7 +226,7 @@ pub async fn status(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(&[Role::Merchant, Role::Admin])?;
+    let principal = auth.require(SUBMITTERS)?;
     let scope = principal.merchant_scope().map(str::to_owned);
     let transaction_id = path.into_inner();
     let lookup_id = transaction_id.clone();
@@ -302,7 +273,7 @@ pub async fn list(
     query: web::Query<LogQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(&[Role::Merchant, Role::Admin])?;
+    let principal = auth.require(SUBMITTERS)?;
     let page = PageRequest::new(query.page, query.page_size).map_err(ApiError::BadRequest)?;
     if let Some(status) = &query.status {
         if !["accepted", "duplicate", "conflict", "rejected"].contains(&status.as_str()) {

@@ -29,7 +29,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|error| ApiError::MalformedJson(format!("the body is not valid: {error}")))
 }
 
-const SUBMITTERS: Access = Access {
+pub(crate) const SUBMITTERS: Access = Access {
     roles: &[Role::Merchant, Role::Admin],
     merchant_scoped: true,
 };

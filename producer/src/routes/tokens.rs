@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use shared_models::auth::{self, Role, TokenError};
-use shared_models::http::Authenticated;
+use shared_models::http::{Access, Authenticated};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -39,7 +39,7 @@ pub async fn create(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(&[Role::Admin])?;
+    auth.require(Access::ADMINS)?;
     let request: NewToken = parse_json(&body)?;
     let role = Role::from_str(&request.role).map_err(|error| {
         ApiError::Validation(vec![FieldError::new("role", "invalid_choice", error.to_string())])
@@ -64,7 +64,7 @@ pub async fn create(
 }
 
 pub async fn list(auth: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth.require(&[Role::Admin])?;
+    auth.require(Access::ADMINS)?;
     let tokens = with_db(&state, |conn| Ok(auth::list_tokens(conn)?)).await?;
     Ok(HttpResponse::Ok().json(json!({ "count": tokens.len(), "results": tokens })))
 }
@@ -74,7 +74,7 @@ pub async fn revoke(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(&[Role::Admin])?;
+    auth.require(Access::ADMINS)?;
     let id = Uuid::parse_str(&path).map_err(|_| ApiError::NotFound(format!("no token {path}")))?;
     if with_db(&state, move |conn| Ok(auth::revoke_token(conn, id)?)).await? {
         Ok(HttpResponse::NoContent().finish())
