@@ -52,6 +52,7 @@ async fn spawn_stack() -> Stack {
         hourly_schedule: "0 0 * * * *".into(),
         reconcile_lookback_hours: 2,
         job_retries: 2,
+        poll_ms: 100,
         concurrency: 2,
         metrics_addr: None,
         worker_name: Some(unique_name("worker")),

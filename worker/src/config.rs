@@ -18,6 +18,9 @@ pub struct WorkerConfig {
     /// Retries of a failing job (with exponential back-off) before it is kept as failed.
     #[arg(long, env = "JOB_RETRIES", default_value_t = 4)]
     pub job_retries: usize,
+    /// How often an idle replica looks for new jobs, in milliseconds (how soon a recompute starts).
+    #[arg(long, env = "WORKER_POLL_MS", default_value_t = 250)]
+    pub poll_ms: u64,
     /// Jobs one replica runs at once.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,

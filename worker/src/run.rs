@@ -6,7 +6,9 @@ use std::time::Duration;
 use apalis::layers::prometheus::PrometheusLayer;
 use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::layers::retry::HasherRng;
-use apalis::prelude::{AbortError, BoxDynError, Data, RetryPolicy, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{
+    AbortError, BackendExt, BoxDynError, Data, RetryPolicy, WorkerBuilder, WorkerBuilderExt,
+};
 use apalis_cron::{CronScheduler, Tick};
 use chrono::DateTime;
 use shared_models::db;
@@ -91,7 +93,11 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
         .with_backoff(backoff)
         .retry_if(is_retryable as fn(&BoxDynError) -> bool);
     let job_worker = WorkerBuilder::new(name.as_str())
-        .backend(analytics_queue.clone())
+        .backend(
+            analytics_queue
+                .clone()
+                .poll_with_interval(Duration::from_millis(config.poll_ms)),
+        )
         .concurrency(config.concurrency)
         .retry(policy)
         .layer(PrometheusLayer::default())
