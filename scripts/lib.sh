@@ -3,6 +3,8 @@
 
 TOOLS_DIR="${RECEIPTS_TOOLS_DIR:-$HOME/.cache/receipts-tools}"
 TANSU_BIN="$TOOLS_DIR/tansu/bin/tansu"
+# The OpenAPI validators the tests use (PyPI), installed beside the tools rather than into the system Python.
+OPENAPI_PYTHONPATH="$TOOLS_DIR/openapi-validators"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -19,12 +21,18 @@ ensure_dependencies() {
   command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
   [ -f /usr/include/postgresql/libpq-fe.h ] || missing="$missing libpq-dev"
   command -v curl >/dev/null 2>&1 || missing="$missing curl"
+  python3 -m pip --version >/dev/null 2>&1 || missing="$missing python3-pip"
   if [ -n "$missing" ]; then
     log "installing Debian packages:$missing"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+  fi
+  if ! PYTHONPATH="$OPENAPI_PYTHONPATH" python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+    log "installing the OpenAPI validators from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$OPENAPI_PYTHONPATH" \
+      openapi-spec-validator==0.9.0 openapi-schema-validator==0.9.0
   fi
   if [ ! -x "$TANSU_BIN" ]; then
     log "installing the tansu Kafka broker from crates.io (about 10 minutes, once)"

@@ -7,15 +7,18 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Int8, Nullable, Numeric, Text, Timestamptz};
+use paperclip::actix::Apiv2Schema;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use shared_models::jobs::start_of_hour;
 use shared_models::money::{mean, Money};
 
 /// A half-open period `[from, to)`; an open end is unbounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Apiv2Schema)]
 pub struct Period {
+    /// Inclusive; null for no lower bound.
     pub from: Option<DateTime<Utc>>,
+    /// Exclusive; null for no upper bound.
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -155,25 +158,33 @@ pub struct Figures {
     pub categories: BTreeMap<String, (i64, Decimal)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Sums of the receipts' `vat_amount` and `tips_amount`.
+#[derive(Debug, Clone, Serialize, Apiv2Schema)]
 pub struct Taxes {
     pub total_vat: Money,
     pub total_tips: Money,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One category's figures.
+#[derive(Debug, Clone, Serialize, Apiv2Schema)]
 pub struct CategoryFigures {
+    /// Sum of the period's line amounts in the category.
     pub total_spent: Money,
+    /// `total_spent` over the receipts with at least one line in the category.
     pub average_receipt: Money,
 }
 
 /// SPEC's analytics structure, without the place fields (they are added for per-place objects).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Apiv2Schema)]
 pub struct AnalyticsBody {
+    /// Receipts in the period (by purchase time).
     pub total_purchases: i64,
+    /// Sum of `total_amount`; money is a JSON number rounded to cents, half away from zero.
     pub total_amount: Money,
+    /// `total_amount` over `total_purchases`; 0 for an empty period.
     pub average_receipt: Money,
     pub taxes_amount: Taxes,
+    /// By category, trimmed and lower-cased.
     pub category_analytics: BTreeMap<String, CategoryFigures>,
 }
 

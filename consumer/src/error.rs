@@ -1,12 +1,19 @@
 //! The consumer's one error type, mapped in one place to the contract's status codes and JSON bodies.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use shared_models::http::{error_response, AuthError};
+use paperclip::v2::models::{DefaultOperationRaw, DefaultSchemaRaw};
+use paperclip::v2::schema::Apiv2Errors;
+use shared_models::http::{error_response, AuthError, ErrorBody};
+use shared_models::openapi::{define, document_errors, BodyError, SERVER_ERRORS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    #[error("{0}")]
+    MalformedJson(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -17,6 +24,12 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        ApiError::MalformedJson(error.to_string())
+    }
 }
 
 impl From<diesel::r2d2::PoolError> for ApiError {
@@ -46,7 +59,7 @@ impl From<actix_web::error::BlockingError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Auth(error) => error.status_code(),
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -55,24 +68,32 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        match self {
-            ApiError::BadRequest(message) => error_response(status, "bad_request", message, None),
-            ApiError::NotFound(message) => error_response(status, "not_found", message, None),
-            ApiError::Auth(error) => error.error_response(),
+        let body = match self {
+            ApiError::MalformedJson(message) => ErrorBody::new("malformed_json", message),
+            ApiError::BadRequest(message) => ErrorBody::new("bad_request", message),
+            ApiError::NotFound(message) => ErrorBody::new("not_found", message),
+            ApiError::Auth(error) => return error.error_response(),
             ApiError::Unavailable(cause) => {
                 log::error!("dependency unavailable: {cause}");
-                error_response(
-                    status,
-                    "unavailable",
-                    "a dependency is unavailable; retry later",
-                    None,
-                )
+                ErrorBody::new("unavailable", "a dependency is unavailable; retry later")
             }
             ApiError::Internal(cause) => {
                 log::error!("internal error: {cause}");
-                error_response(status, "internal", "internal error", None)
+                ErrorBody::new("internal", "internal error")
             }
-        }
+        };
+        error_response(self.status_code(), body)
+    }
+}
+
+/// Every handler can fail with a dependency unavailable or an internal error; what else an endpoint
+/// answers is documented by its extractors and body types.
+impl Apiv2Errors for ApiError {
+    fn update_error_definitions(op: &mut DefaultOperationRaw) {
+        document_errors(op, SERVER_ERRORS);
+    }
+
+    fn update_definitions(definitions: &mut BTreeMap<String, DefaultSchemaRaw>) {
+        define::<ErrorBody>(definitions);
     }
 }

@@ -8,12 +8,20 @@ use actix_web::middleware::{from_fn, Logger};
 use actix_web::{web, App, HttpServer};
 use shared_models::db::{self, PgPool};
 use shared_models::http::{self, AuthState, HttpMetrics, ACCESS_LOG_FORMAT};
+use shared_models::openapi;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ConsumerConfig;
 use crate::ingest::{Ingest, IngestError};
 use crate::routes::{self, ops};
+
+const API_TITLE: &str = "Receipts consumer";
+const API_DESCRIPTION: &str =
+    "Places and analytics: the receipts read from Kafka, tied to places and merchants, \
+and SPEC's analytics per place or over every place, for any period (from inclusive, to exclusive, exact for \
+any instants). Admins trigger recomputes and follow the worker fleet's jobs. Every endpoint needs \
+`Authorization: Bearer <token>`; errors carry `{\"error\", \"message\"}`.";
 
 /// What every handler can reach.
 pub struct AppState {
@@ -70,7 +78,7 @@ impl Application {
         let http_metrics = web::Data::new(HttpMetrics::new("consumer")?);
 
         let server = HttpServer::new(move || {
-            App::new()
+            openapi::with_documents(App::new(), API_TITLE, API_DESCRIPTION, routes::api_routes())
                 .wrap(Logger::new(ACCESS_LOG_FORMAT))
                 .wrap(from_fn(http::observe_requests))
                 .app_data(state.clone())
@@ -79,7 +87,6 @@ impl Application {
                 .route("/health", web::get().to(http::health))
                 .route("/ready", web::get().to(ops::ready))
                 .route("/metrics", web::get().to(http::metrics))
-                .service(http::api_scope(routes::api_routes()))
         })
         .listen(listener)
         .map_err(|error| StartupError::Bind(config.addr.clone(), error))?

@@ -1,6 +1,9 @@
 //! The access matrix: every `/api/` endpoint of both services (taken from their route tables, so a new
-//! endpoint cannot be added without being checked here) x every kind of caller.
+//! endpoint cannot be added without being checked here) x every kind of caller. Every answer is then checked
+//! against the services' OpenAPI documents (scripts/check_openapi.py).
 
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::http::Method;
@@ -15,6 +18,8 @@ struct Services {
     consumer: String,
     admin: String,
     http: reqwest::Client,
+    /// Every answer so far: method, URL, status and body.
+    answers: Mutex<Vec<(Method, String, u16, Value)>>,
 }
 
 async fn spawn_services() -> Services {
@@ -41,6 +46,7 @@ async fn spawn_services() -> Services {
         consumer: consumer_url,
         admin,
         http: reqwest::Client::new(),
+        answers: Mutex::new(Vec::new()),
     }
 }
 
@@ -52,18 +58,34 @@ impl Services {
         authorization: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value, bool) {
-        let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method");
-        let mut request = self.http.request(method, url);
+        let body = body.map(|body| body.to_string().into_bytes());
+        self.call_raw(method, url, authorization, body).await
+    }
+
+    /// Sends the body as it is (labelled JSON) and records the answer.
+    async fn call_raw(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value, bool) {
+        let verb = reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method");
+        let mut request = self.http.request(verb, url);
         if let Some(authorization) = authorization {
             request = request.header("authorization", authorization);
         }
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.header("content-type", "application/json").body(body);
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let challenged = response.headers().contains_key("www-authenticate");
-        (status, response.json().await.unwrap_or(Value::Null), challenged)
+        let body = response.json().await.unwrap_or(Value::Null);
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.push((method, url.to_owned(), status, body.clone()));
+        }
+        (status, body, challenged)
     }
 
     async fn token(&self, role: &str, merchant_id: Option<&str>) -> (String, String) {
@@ -81,6 +103,315 @@ impl Services {
             body["token"].as_str().expect("token").to_owned(),
         )
     }
+
+    /// Checks every answer recorded so far against the OpenAPI documents the services serve, and the
+    /// documents against the route tables (scripts/check_openapi.py).
+    async fn check_documents(&self) {
+        let answers = self
+            .answers
+            .lock()
+            .map(|answers| answers.clone())
+            .unwrap_or_default();
+        let mut check = serde_json::Map::new();
+        for (name, base, routes) in [
+            ("producer", &self.producer, producer::routes::api_routes()),
+            ("consumer", &self.consumer, consumer::routes::api_routes()),
+        ] {
+            let document = self
+                .http
+                .get(format!("{base}/openapi.json"))
+                .send()
+                .await
+                .expect("document")
+                .json::<Value>()
+                .await
+                .expect("document is JSON");
+            let samples: Vec<Value> = answers
+                .iter()
+                .filter_map(|(method, url, status, body)| {
+                    let path = url.strip_prefix(base.as_str())?.strip_prefix("/api")?;
+                    let path = path.split('?').next().unwrap_or_default();
+                    let route = routes
+                        .iter()
+                        .find(|route| route.method == method && template_matches(route.path, path))?;
+                    Some(json!({
+                        "method": method.as_str(), "path": route.path, "status": status, "body": body,
+                    }))
+                })
+                .collect();
+            let table: Vec<Value> = routes
+                .iter()
+                .map(|route| {
+                    let roles: Vec<&str> = route.access.roles.iter().map(|role| role.as_str()).collect();
+                    json!({ "method": route.method.as_str(), "path": route.path, "roles": roles })
+                })
+                .collect();
+            check.insert(
+                name.into(),
+                json!({ "document": document, "routes": table, "samples": samples }),
+            );
+        }
+        let file = std::env::temp_dir().join(format!("{}.json", unique_name("openapi-check")));
+        std::fs::write(&file, Value::Object(check).to_string()).expect("write the check");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check_openapi.py");
+        let output = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&file)
+            .output()
+            .expect("python3 runs (make test installs the validators)");
+        let _ = std::fs::remove_file(&file);
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!("{report}");
+        assert!(output.status.success(), "the OpenAPI check failed:\n{report}");
+    }
+}
+
+/// Whether a concrete path fits a route template such as `/places/{place_id}/`.
+fn template_matches(template: &str, path: &str) -> bool {
+    let template: Vec<&str> = template.split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(expected, actual)| expected.starts_with('{') || expected == actual)
+}
+
+/// The documented example of a schema, from a service's document.
+async fn documented_example(services: &Services, base: &str, schema: &str) -> Value {
+    let document: Value = services
+        .http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .expect("document")
+        .json()
+        .await
+        .expect("document is JSON");
+    let example = document["components"]["schemas"][schema]["example"].clone();
+    assert!(example.is_object(), "{schema} has an example");
+    example
+}
+
+/// Calls that draw the answers the access matrix does not: the documented request examples, and every
+/// documented error an endpoint gives for bad input.
+async fn exercise_documented_answers(services: &Services, merchant: &str) {
+    let (producer, consumer) = (services.producer.as_str(), services.consumer.as_str());
+    let merchant = format!("Bearer {merchant}");
+    let admin = format!("Bearer {}", services.admin);
+    let checks = format!("{producer}/api/checks/");
+    let example = documented_example(services, producer, "ReceiptSubmission").await;
+    let expect = |call: (u16, Value, bool), status: u16, what: &str| {
+        assert_eq!(call.0, status, "{what}: {}", call.1);
+    };
+    expect(
+        services
+            .call(Method::POST, &checks, Some(&merchant), Some(example.clone()))
+            .await,
+        202,
+        "the documented receipt example is accepted",
+    );
+    expect(
+        services
+            .call(Method::POST, &checks, Some(&merchant), Some(example.clone()))
+            .await,
+        200,
+        "sent again it is a duplicate",
+    );
+    let mut changed = example.clone();
+    changed["vat_amount"] = json!(0.5);
+    expect(
+        services
+            .call(Method::POST, &checks, Some(&merchant), Some(changed))
+            .await,
+        409,
+        "changed content under the same transaction_id",
+    );
+    let mut invalid = example.clone();
+    invalid["transaction_id"] = json!("invalid-1");
+    invalid["total_amount"] = json!("1.001");
+    expect(
+        services
+            .call(Method::POST, &checks, Some(&merchant), Some(invalid))
+            .await,
+        422,
+        "an invalid receipt",
+    );
+    expect(
+        services
+            .call_raw(Method::POST, &checks, Some(&merchant), Some(b"{".to_vec()))
+            .await,
+        400,
+        "malformed JSON",
+    );
+    expect(
+        services
+            .call_raw(
+                Method::POST,
+                &checks,
+                Some(&merchant),
+                Some(vec![b' '; 2 * 1024 * 1024]),
+            )
+            .await,
+        413,
+        "a body over the limit",
+    );
+    expect(
+        services
+            .call(
+                Method::POST,
+                &format!("{checks}batch/"),
+                Some(&merchant),
+                Some(json!([])),
+            )
+            .await,
+        422,
+        "an empty batch",
+    );
+    for bad_query in ["?page=0", "?page=abc", "?status=lost", "?from=yesterday"] {
+        expect(
+            services
+                .call(
+                    Method::GET,
+                    &format!("{checks}{bad_query}"),
+                    Some(&merchant),
+                    None,
+                )
+                .await,
+            400,
+            bad_query,
+        );
+    }
+    expect(
+        services
+            .call(
+                Method::GET,
+                &format!("{checks}no-such-receipt/"),
+                Some(&merchant),
+                None,
+            )
+            .await,
+        404,
+        "an unknown receipt",
+    );
+    let tokens = format!("{producer}/api/tokens/");
+    let new_token = documented_example(services, producer, "NewToken").await;
+    expect(
+        services
+            .call(Method::POST, &tokens, Some(&admin), Some(new_token))
+            .await,
+        201,
+        "the documented token example",
+    );
+    expect(
+        services
+            .call(
+                Method::POST,
+                &tokens,
+                Some(&admin),
+                Some(json!({ "role": "wizard" })),
+            )
+            .await,
+        422,
+        "an unknown role",
+    );
+    expect(
+        services
+            .call(
+                Method::DELETE,
+                &format!("{tokens}not-a-token/"),
+                Some(&admin),
+                None,
+            )
+            .await,
+        404,
+        "an unknown token",
+    );
+
+    let places = format!("{consumer}/api/places/");
+    expect(
+        services
+            .call(
+                Method::GET,
+                &format!("{places}?page_size=0"),
+                Some(&merchant),
+                None,
+            )
+            .await,
+        400,
+        "page_size 0",
+    );
+    expect(
+        services
+            .call(Method::GET, &format!("{places}nowhere/"), Some(&merchant), None)
+            .await,
+        404,
+        "an unknown place",
+    );
+    expect(
+        services
+            .call(
+                Method::GET,
+                &format!("{places}nowhere/analytics/"),
+                Some(&merchant),
+                None,
+            )
+            .await,
+        404,
+        "analytics of an unknown place",
+    );
+    expect(
+        services
+            .call(
+                Method::GET,
+                &format!("{consumer}/api/analytics/?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"),
+                Some(&merchant),
+                None,
+            )
+            .await,
+        400,
+        "an inverted period",
+    );
+    let recompute = format!("{consumer}/api/analytics/recompute/");
+    let request = documented_example(services, consumer, "RecomputeRequest").await;
+    expect(
+        services
+            .call(Method::POST, &recompute, Some(&admin), Some(request))
+            .await,
+        202,
+        "the documented recompute example",
+    );
+    expect(
+        services
+            .call_raw(Method::POST, &recompute, Some(&admin), Some(b"[1,".to_vec()))
+            .await,
+        400,
+        "a malformed recompute request",
+    );
+    let jobs = format!("{consumer}/api/jobs/");
+    expect(
+        services
+            .call(Method::GET, &format!("{jobs}?status=lost"), Some(&admin), None)
+            .await,
+        400,
+        "an unknown job status",
+    );
+    expect(
+        services
+            .call(
+                Method::GET,
+                &format!("{jobs}{}/", uuid::Uuid::new_v4()),
+                Some(&admin),
+                None,
+            )
+            .await,
+        404,
+        "an unknown job",
+    );
 }
 
 fn receipt(transaction_id: &str) -> Value {
@@ -236,6 +567,9 @@ async fn every_endpoint_answers_every_kind_of_caller_as_the_route_table_says() {
         }
     }
     assert_eq!(checked, 14 * CALLERS.len());
+
+    exercise_documented_answers(&services, &merchant).await;
+    services.check_documents().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

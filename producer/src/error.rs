@@ -1,12 +1,14 @@
 //! The producer's one error type, mapped in one place to the contract's status codes and JSON bodies.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use serde_json::json;
-use shared_models::http::{error_response, AuthError};
-
-use crate::validation::FieldError;
+use paperclip::v2::models::{DefaultOperationRaw, DefaultSchemaRaw};
+use paperclip::v2::schema::Apiv2Errors;
+use shared_models::http::{error_response, AuthError, ErrorBody, FieldError};
+use shared_models::openapi::{define, document_errors, BodyError, SERVER_ERRORS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -33,6 +35,15 @@ pub enum ApiError {
 impl ApiError {
     pub fn forbidden(permission: &str) -> Self {
         ApiError::Auth(AuthError::Forbidden(permission.to_owned()))
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge(limit) => ApiError::PayloadTooLarge(limit),
+            BodyError::Unreadable(_) => ApiError::MalformedJson(error.to_string()),
+        }
     }
 }
 
@@ -77,32 +88,44 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let message = self.to_string();
-        match self {
-            ApiError::MalformedJson(_) => error_response(status, "malformed_json", &message, None),
-            ApiError::PayloadTooLarge(_) => error_response(status, "payload_too_large", &message, None),
-            ApiError::Validation(details) => error_response(
-                status,
-                "validation_failed",
-                &format!("{message}: {} problem(s), see details", details.len()),
-                Some(json!({ "details": details })),
-            ),
-            ApiError::BadRequest(_) => error_response(status, "bad_request", &message, None),
-            ApiError::Conflict(_) => error_response(status, "transaction_conflict", &message, None),
-            ApiError::NotFound(_) => error_response(status, "not_found", &message, None),
-            ApiError::Auth(error) => error.error_response(),
+        let body = match self {
+            ApiError::MalformedJson(_) => ErrorBody::new("malformed_json", &message),
+            ApiError::PayloadTooLarge(_) => ErrorBody::new("payload_too_large", &message),
+            ApiError::Validation(details) => ErrorBody {
+                details: Some(details.clone()),
+                ..ErrorBody::new(
+                    "validation_failed",
+                    &format!("{message}: {} problem(s), see details", details.len()),
+                )
+            },
+            ApiError::BadRequest(_) => ErrorBody::new("bad_request", &message),
+            ApiError::Conflict(_) => ErrorBody::new("transaction_conflict", &message),
+            ApiError::NotFound(_) => ErrorBody::new("not_found", &message),
+            ApiError::Auth(error) => return error.error_response(),
             ApiError::Unavailable(cause) => {
                 log::error!("database unavailable: {cause}");
-                error_response(
-                    status,
+                ErrorBody::new(
                     "unavailable",
                     "the database cannot take the request right now; nothing was accepted, retry later",
-                    None,
                 )
             }
             ApiError::Internal(cause) => {
                 log::error!("internal error: {cause}");
-                error_response(status, "internal", "internal error", None)
+                ErrorBody::new("internal", "internal error")
             }
-        }
+        };
+        error_response(status, body)
+    }
+}
+
+/// Every handler can fail with the database unavailable or an internal error; what else an endpoint
+/// answers is documented by its extractors and body types.
+impl Apiv2Errors for ApiError {
+    fn update_error_definitions(op: &mut DefaultOperationRaw) {
+        document_errors(op, SERVER_ERRORS);
+    }
+
+    fn update_definitions(definitions: &mut BTreeMap<String, DefaultSchemaRaw>) {
+        define::<ErrorBody>(definitions);
     }
 }

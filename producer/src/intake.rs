@@ -3,13 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
+use paperclip::actix::Apiv2Schema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared_models::auth::{Principal, Role};
+use shared_models::http::FieldError;
 use shared_models::receipt::{Receipt, ReceiptEnvelope};
 use shared_models::schema::{accepted_receipts, outbox, places, receipt_log};
 
-use crate::validation::{self, FieldError, Rules};
+use crate::validation::{self, Rules};
 
 /// What became of a submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,19 +27,63 @@ pub enum Outcome {
     ForeignPlace,
 }
 
-/// A row of the receipt log.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+/// A row of the receipt log: one submission attempt and its outcome.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Apiv2Schema)]
 #[diesel(table_name = receipt_log)]
 pub struct LogEntry {
     pub id: i64,
     pub merchant_id: Option<String>,
+    /// Absent when the body could not be read far enough to find it.
     pub transaction_id: Option<String>,
+    /// `accepted`, `duplicate`, `conflict` or `rejected`.
     #[serde(rename = "status")]
     pub outcome: String,
-    pub reasons: Option<Value>,
+    #[diesel(deserialize_as = Option<Value>)]
+    pub reasons: Reasons,
     #[serde(skip)]
     pub rejected_body: Option<String>,
     pub received_at: DateTime<Utc>,
+}
+
+/// Why an attempt was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Apiv2Schema)]
+pub struct Reason {
+    /// The failing field, when one field is to blame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// The reasons logged with an attempt: null for an accepted or duplicate one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reasons(Option<Vec<Reason>>);
+
+impl From<Option<Value>> for Reasons {
+    fn from(stored: Option<Value>) -> Self {
+        Reasons(stored.map(|value| {
+            serde_json::from_value(value.clone()).unwrap_or_else(|_| {
+                vec![Reason {
+                    field: None,
+                    code: "unrecognised".into(),
+                    message: value.to_string(),
+                }]
+            })
+        }))
+    }
+}
+
+impl paperclip::v2::schema::Apiv2Schema for Reasons {
+    fn required() -> bool {
+        false
+    }
+
+    fn raw_schema() -> paperclip::v2::models::DefaultSchemaRaw {
+        paperclip::v2::models::DefaultSchemaRaw {
+            description: Some("Why it was not accepted, every problem found; null when it was.".into()),
+            ..<Vec<Reason> as paperclip::v2::schema::Apiv2Schema>::raw_schema()
+        }
+    }
 }
 
 /// The accepted record of one receipt.

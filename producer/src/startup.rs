@@ -11,6 +11,7 @@ use prometheus::{IntCounterVec, IntGauge, Opts};
 use shared_models::auth;
 use shared_models::db::{self, PgPool};
 use shared_models::http::{self, AuthState, HttpMetrics, ACCESS_LOG_FORMAT};
+use shared_models::openapi;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -47,6 +48,13 @@ impl ProducerMetrics {
         })
     }
 }
+
+const API_TITLE: &str = "Receipts producer";
+const API_DESCRIPTION: &str =
+    "Receipt intake: merchants submit purchase receipts, which are validated, logged and \
+handed to Kafka through a transactional outbox, and read back their status and the log of every attempt. \
+Admins manage API tokens here. Every endpoint needs `Authorization: Bearer <token>`; errors carry \
+`{\"error\", \"message\"}` and, for validation, `details` listing every failing field.";
 
 /// What every handler can reach.
 pub struct AppState {
@@ -124,7 +132,7 @@ impl Application {
         let http_metrics = web::Data::new(http_metrics);
 
         let server = HttpServer::new(move || {
-            App::new()
+            openapi::with_documents(App::new(), API_TITLE, API_DESCRIPTION, routes::api_routes())
                 .wrap(Logger::new(ACCESS_LOG_FORMAT))
                 .wrap(from_fn(http::observe_requests))
                 .app_data(state.clone())
@@ -133,7 +141,6 @@ impl Application {
                 .route("/health", web::get().to(http::health))
                 .route("/ready", web::get().to(ops::ready))
                 .route("/metrics", web::get().to(ops::metrics))
-                .service(http::api_scope(routes::api_routes()))
         })
         .listen(listener)
         .map_err(|error| StartupError::Bind(config.addr.clone(), error))?

@@ -7,27 +7,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use garde::Validate;
 use rust_decimal::Decimal;
-use serde::Serialize;
 use serde_json::{Map, Value};
+use shared_models::http::FieldError;
 use shared_models::receipt::{parse_timestamp, LineItem, Receipt};
-
-/// One failing field: a path into the body, a machine code and a human message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub code: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            code: code.to_owned(),
-            message: message.into(),
-        }
-    }
-}
 
 /// The configurable parts of the rules.
 #[derive(Debug, Clone)]

@@ -76,6 +76,7 @@ impl Principal {
 
 /// A token's stored metadata (never its secret).
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[cfg_attr(feature = "http", derive(paperclip::actix::Apiv2Schema))]
 #[diesel(table_name = api_tokens)]
 pub struct TokenRecord {
     pub id: Uuid,

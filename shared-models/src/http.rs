@@ -1,7 +1,9 @@
 //! HTTP plumbing both services share: the contract's JSON error body, token authentication, request
 //! metrics and ids, and the `/health`, `/ready` and `/metrics` endpoints.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,21 +16,77 @@ use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use actix_web_httpauth::headers::authorization::{Authorization, ParseError, Scheme};
 use actix_web_httpauth::headers::www_authenticate::bearer::Bearer;
+use paperclip::actix::{Apiv2Schema, OperationModifier};
+use paperclip::v2::models::{DefaultOperationRaw, DefaultSchemaRaw, SecurityScheme};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::auth::{self, Principal, Role, TokenCache};
 use crate::db::PgPool;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The contract's error body: a machine `error` code and a human `message`, plus optional extras.
-pub fn error_response(status: StatusCode, code: &str, message: &str, extra: Option<Value>) -> HttpResponse {
-    let mut body = json!({ "error": code, "message": message });
-    if let (Some(Value::Object(extra)), Value::Object(body)) = (extra, &mut body) {
-        body.extend(extra);
+/// The contract's error body: a machine `error` code and a human `message`, plus what some errors add.
+#[derive(Debug, Clone, Serialize, Apiv2Schema)]
+#[openapi(
+    example = r#"{"error": "validation_failed", "message": "the receipt is not valid: 1 problem(s), see details", "details": [{"field": "items[0].price", "code": "too_many_decimals", "message": "must have at most 2 decimal places"}]}"#
+)]
+pub struct ErrorBody {
+    /// Machine-readable code: `malformed_json`, `validation_failed`, `transaction_conflict`, `unauthorized`,
+    /// `forbidden`, `not_found`, `bad_request`, `payload_too_large`, `unavailable`, `not_ready`, `internal`.
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// `validation_failed`: every failing field, not only the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<FieldError>>,
+    /// `forbidden`: what the token lacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_permission: Option<String>,
+    /// `not_ready`: the dependencies that did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<Vec<String>>,
+    /// `not_ready`: each dependency's state, `ok` or its error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<BTreeMap<String, String>>,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: &str) -> Self {
+        ErrorBody {
+            error: code.to_owned(),
+            message: message.to_owned(),
+            details: None,
+            missing_permission: None,
+            failing: None,
+            checks: None,
+        }
     }
+}
+
+/// One failing field: a path into the body, a machine code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Apiv2Schema)]
+pub struct FieldError {
+    /// Path into the body, such as `items[2].quantity`.
+    pub field: String,
+    /// Machine-readable rule, such as `too_many_decimals` or `total_mismatch`.
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An error answer in the contract's shape.
+pub fn error_response(status: StatusCode, body: ErrorBody) -> HttpResponse {
     HttpResponse::build(status).json(body)
 }
 
@@ -137,8 +195,10 @@ impl ResponseError for AuthError {
     fn error_response(&self) -> HttpResponse {
         match self {
             AuthError::Missing | AuthError::Malformed | AuthError::Rejected => {
-                let mut response =
-                    error_response(self.status_code(), "unauthorized", &self.to_string(), None);
+                let mut response = error_response(
+                    self.status_code(),
+                    ErrorBody::new("unauthorized", &self.to_string()),
+                );
                 let challenge = Bearer::build().realm("receipts").finish();
                 if let Ok(value) = challenge.try_into_value() {
                     response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
@@ -147,41 +207,57 @@ impl ResponseError for AuthError {
             }
             AuthError::Forbidden(permission) => error_response(
                 StatusCode::FORBIDDEN,
-                "forbidden",
-                &self.to_string(),
-                Some(json!({ "missing_permission": permission })),
+                ErrorBody {
+                    missing_permission: Some(permission.clone()),
+                    ..ErrorBody::new("forbidden", &self.to_string())
+                },
             ),
             AuthError::Unavailable(cause) => {
                 log::error!("token lookup failed: {cause}");
                 error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "authentication is unavailable; retry later",
-                    None,
+                    ErrorBody::new("unavailable", "authentication is unavailable; retry later"),
                 )
             }
         }
     }
 }
 
-/// An authenticated caller. Use it as a handler argument on every `/api/` endpoint.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub Principal);
+/// Who may call an endpoint, as a type: the [`Caller`] extractor enforces it and the OpenAPI document
+/// states it.
+pub trait AccessRule {
+    const ACCESS: Access;
+}
 
-impl Authenticated {
-    /// Allows the call only for the roles of the endpoint's access rule (the one its route table states).
-    pub fn require(&self, access: Access) -> Result<&Principal, AuthError> {
-        let roles = access.roles;
-        if roles.contains(&self.0.role) {
-            Ok(&self.0)
-        } else {
-            let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
-            Err(AuthError::Forbidden(names.join(" or ")))
-        }
+/// Administration: admins only.
+#[derive(Debug)]
+pub struct Admins;
+
+impl AccessRule for Admins {
+    const ACCESS: Access = Access {
+        roles: &[Role::Admin],
+        merchant_scoped: false,
+    };
+}
+
+/// An authenticated caller whose role the rule `A` allows. Every `/api/` handler takes one.
+#[derive(Debug)]
+pub struct Caller<A> {
+    principal: Principal,
+    rule: PhantomData<A>,
+}
+
+impl<A> Caller<A> {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn into_principal(self) -> Principal {
+        self.principal
     }
 }
 
-impl FromRequest for Authenticated {
+impl<A: AccessRule> FromRequest for Caller<A> {
     type Error = AuthError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
@@ -198,14 +274,82 @@ impl FromRequest for Authenticated {
                 Err(_) if !header_present => return Err(AuthError::Missing),
                 Err(_) => return Err(AuthError::Malformed),
             };
-            state
-                .verify(token)
-                .await?
-                .map(Authenticated)
-                .ok_or(AuthError::Rejected)
+            let principal = state.verify(token).await?.ok_or(AuthError::Rejected)?;
+            let roles = A::ACCESS.roles;
+            if !roles.contains(&principal.role) {
+                let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+                return Err(AuthError::Forbidden(names.join(" or ")));
+            }
+            Ok(Caller {
+                principal,
+                rule: PhantomData,
+            })
         })
     }
 }
+
+/// Name of the token's security scheme in the OpenAPI documents.
+const TOKEN_SCHEME: &str = "token";
+
+impl<A: AccessRule> paperclip::v2::schema::Apiv2Schema for Caller<A> {
+    fn name() -> Option<String> {
+        Some(TOKEN_SCHEME.into())
+    }
+
+    fn security_scheme() -> Option<SecurityScheme> {
+        Some(SecurityScheme {
+            type_: "apiKey".into(),
+            name: Some("Authorization".into()),
+            in_: Some("header".into()),
+            description: Some(
+                "An API token in the `Authorization` header, written `Bearer <token>` (`Token <token>` \
+                 is accepted too). Admins create tokens with `POST /api/tokens/` on the producer."
+                    .into(),
+            ),
+            ..SecurityScheme::default()
+        })
+    }
+}
+
+impl<A: AccessRule> OperationModifier for Caller<A> {
+    fn update_parameter(op: &mut DefaultOperationRaw) {
+        let access = A::ACCESS;
+        let who: Vec<String> = access
+            .roles
+            .iter()
+            .map(|role| match role {
+                Role::Merchant if access.merchant_scoped => "merchant (its own data only)".to_owned(),
+                other => other.as_str().to_owned(),
+            })
+            .collect();
+        let rule = format!("Roles: {}.", who.join(", "));
+        op.description = Some(match op.description.take() {
+            Some(text) => format!("{text}\n\n{rule}"),
+            None => rule,
+        });
+        crate::openapi::document_errors(
+            op,
+            &[(
+                401,
+                "`unauthorized`: no token, a malformed `Authorization` header, or an unknown or revoked \
+                 token; the answer carries `WWW-Authenticate: Bearer realm=\"receipts\"`",
+            )],
+        );
+        if access.roles.len() < ALL_ROLES {
+            crate::openapi::document_errors(
+                op,
+                &[(403, "`forbidden`: the token's role may not call this endpoint")],
+            );
+        }
+    }
+
+    fn update_definitions(definitions: &mut BTreeMap<String, DefaultSchemaRaw>) {
+        crate::openapi::define::<ErrorBody>(definitions);
+    }
+}
+
+/// How many roles there are: an endpoint open to all of them never answers 403 for the role.
+const ALL_ROLES: usize = 3;
 
 /// Request counts and latencies by route and status, in one registry that services add their own
 /// metrics to.
@@ -294,9 +438,7 @@ pub async fn metrics(metrics: web::Data<HttpMetrics>) -> HttpResponse {
             .body(buffer),
         Err(error) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &error.to_string(),
-            None,
+            ErrorBody::new("internal", &error.to_string()),
         ),
     }
 }
@@ -319,31 +461,27 @@ impl Readiness {
 
     /// 200 when every dependency answered; otherwise 503 naming the failing ones.
     pub fn into_response(self) -> HttpResponse {
-        let failing: Vec<&str> = self
+        let failing: Vec<String> = self
             .checks
             .iter()
             .filter(|(_, result)| result.is_err())
-            .map(|(name, _)| name.as_str())
+            .map(|(name, _)| name.clone())
             .collect();
-        let detail: serde_json::Map<String, Value> = self
+        let checks: BTreeMap<String, String> = self
             .checks
-            .iter()
-            .map(|(name, result)| {
-                let state = match result {
-                    Ok(()) => json!("ok"),
-                    Err(error) => json!(error),
-                };
-                (name.clone(), state)
-            })
+            .into_iter()
+            .map(|(name, result)| (name, result.err().unwrap_or_else(|| "ok".into())))
             .collect();
         if failing.is_empty() {
-            HttpResponse::Ok().json(json!({ "status": "ready", "checks": detail }))
+            HttpResponse::Ok().json(json!({ "status": "ready", "checks": checks }))
         } else {
             error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                &format!("unreachable: {}", failing.join(", ")),
-                Some(json!({ "failing": failing, "checks": detail })),
+                ErrorBody {
+                    failing: Some(failing.clone()),
+                    checks: Some(checks),
+                    ..ErrorBody::new("not_ready", &format!("unreachable: {}", failing.join(", ")))
+                },
             )
         }
     }
@@ -448,8 +586,8 @@ mod tests {
     }
 }
 
-/// Who may call an `/api/` endpoint. Handlers enforce it; the table of [`ApiRoute`]s states it, and the
-/// access-matrix tests check that the two agree for every endpoint.
+/// Who may call an `/api/` endpoint. The handler's [`Caller`] enforces it, the route table reads it from
+/// the handler's signature, the OpenAPI document states it, and the access-matrix tests check it.
 #[derive(Debug, Clone, Copy)]
 pub struct Access {
     /// Roles allowed (others get 403).
@@ -458,49 +596,60 @@ pub struct Access {
     pub merchant_scoped: bool,
 }
 
-impl Access {
-    /// Administration: admins only.
-    pub const ADMINS: Access = Access {
-        roles: &[Role::Admin],
-        merchant_scoped: false,
+/// The arguments of an `/api/` handler: a [`Caller`] first, whose rule is the endpoint's access rule.
+/// A handler without one does not compile into the route table.
+pub trait GuardedArgs {
+    const ACCESS: Access;
+}
+
+macro_rules! guarded_args {
+    ($($rest:ident),*) => {
+        impl<A: AccessRule, $($rest),*> GuardedArgs for (Caller<A>, $($rest,)*) {
+            const ACCESS: Access = A::ACCESS;
+        }
     };
 }
 
-/// One `/api/` endpoint: its method, path, access rule and handler.
+guarded_args!();
+guarded_args!(B);
+guarded_args!(B, C);
+guarded_args!(B, C, D);
+guarded_args!(B, C, D, E);
+
+/// One `/api/` endpoint: its method, path, handler (documented by paperclip) and the access rule the
+/// handler's [`Caller`] enforces.
 pub struct ApiRoute {
     pub method: actix_web::http::Method,
     pub path: &'static str,
     pub access: Access,
-    route: actix_web::Route,
+    route: paperclip::actix::web::Route,
 }
 
 impl ApiRoute {
-    pub fn new<F, Args>(
-        method: actix_web::http::Method,
-        path: &'static str,
-        access: Access,
-        handler: F,
-    ) -> Self
+    pub fn new<F, Args>(method: actix_web::http::Method, path: &'static str, handler: F) -> Self
     where
         F: actix_web::Handler<Args>,
-        Args: FromRequest + 'static,
+        Args: FromRequest + GuardedArgs + 'static,
         F::Output: actix_web::Responder + 'static,
+        F::Future: paperclip::v2::schema::Apiv2Operation,
     {
-        let route = web::route().method(method.clone()).to(handler);
+        let route = paperclip::actix::web::method(method.clone()).to(handler);
         ApiRoute {
             method,
             path,
-            access,
+            access: Args::ACCESS,
             route,
         }
     }
 }
 
-/// Registers every route of the table under `/api`.
-pub fn api_scope(routes: Vec<ApiRoute>) -> actix_web::Scope {
-    routes.into_iter().fold(web::scope("/api"), |scope, api_route| {
-        scope.route(api_route.path, api_route.route)
-    })
+/// Registers every route of the table under `/api`, each in the OpenAPI document.
+pub fn api_scope(routes: Vec<ApiRoute>) -> paperclip::actix::web::Scope {
+    routes
+        .into_iter()
+        .fold(paperclip::actix::web::scope("/api"), |scope, api_route| {
+            scope.route(api_route.path, api_route.route)
+        })
 }
 
 /// Runs blocking diesel work on actix's blocking pool, off the async executor.

@@ -80,6 +80,7 @@ impl AnalyticsJob {
 
 /// A job as admins see it.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[cfg_attr(feature = "http", derive(paperclip::actix::Apiv2Schema))]
 #[diesel(table_name = jobs)]
 pub struct JobRecord {
     pub id: Uuid,

@@ -14,6 +14,8 @@ pub mod schema;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "http")]
+pub mod openapi;
 #[cfg(feature = "queue")]
 pub mod queue;
 #[cfg(feature = "testing")]

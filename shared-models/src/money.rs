@@ -30,6 +30,14 @@ impl Serialize for Money {
     }
 }
 
+/// In the OpenAPI documents: a JSON number (with two decimals).
+#[cfg(feature = "http")]
+impl paperclip::v2::schema::TypedData for Money {
+    fn data_type() -> paperclip::v2::models::DataType {
+        paperclip::v2::models::DataType::Number
+    }
+}
+
 /// The mean of `sum` over `count`, or zero for an empty set (CONTRACT 5: zeros, not nulls).
 pub fn mean(sum: Decimal, count: i64) -> Money {
     if count == 0 {

@@ -1,38 +1,80 @@
 //! `GET /api/analytics/` and `POST /api/analytics/recompute/`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::Deserialize;
-use serde_json::json;
-use shared_models::http::{Access, Authenticated, PageRequest};
+use paperclip::actix::{api_v2_operation, Apiv2Schema};
+use serde::{Deserialize, Serialize};
+use shared_models::http::{Admins, Caller, PageRequest};
 use shared_models::jobs::{self, AnalyticsJob, AnalyticsWork};
+use shared_models::openapi::{ApiQuery, JsonBody, Replies, Reply, RequestBody};
 use shared_models::queue;
 use shared_models::schema::{jobs as job_table, places};
+use uuid::Uuid;
 
-use crate::analytics::{self, Scope};
+use crate::analytics::{self, AnalyticsBody, Period, Scope};
 use crate::error::ApiError;
-use crate::routes::{parse_period, with_db, READERS};
+use crate::routes::{parse_period, with_db, Readers};
 use crate::startup::AppState;
 
-#[derive(Debug, Deserialize)]
+/// The period, filters and page of the analytics overview.
+#[derive(Debug, Deserialize, Apiv2Schema)]
 pub struct AnalyticsQuery {
+    /// Start of the period, inclusive (RFC 3339; any instant, not only whole hours). Absent: no lower bound.
     from: Option<String>,
+    /// End of the period, exclusive (RFC 3339). Absent: no upper bound.
     to: Option<String>,
+    /// Only this place.
     place_id: Option<String>,
+    /// Only this category (any case).
     category: Option<String>,
+    /// Page of per-place results, from 1.
     page: Option<i64>,
+    /// Places per page, 1-500 (default 50).
     page_size: Option<i64>,
 }
 
-/// `GET /api/analytics/`: the summary over every place in scope, and a page of per-place figures.
+/// One place's figures in the overview.
+#[derive(Debug, Serialize, Apiv2Schema)]
+pub struct PlaceFigures {
+    pub place_id: String,
+    pub place_name: Option<String>,
+    #[serde(flatten)]
+    pub figures: AnalyticsBody,
+}
+
+/// The overview: a summary over every place in scope and a page of per-place figures.
+#[derive(Debug, Serialize, Apiv2Schema)]
+#[openapi(
+    example = r#"{"period": {"from": "2026-11-01T00:00:00Z", "to": null}, "computed_at": "2026-11-24T12:30:02Z", "summary": {"total_purchases": 412, "total_amount": 5321.40, "average_receipt": 12.92, "taxes_amount": {"total_vat": 483.76, "total_tips": 151.00}, "category_analytics": {"coffee": {"total_spent": 2210.50, "average_receipt": 6.12}}}, "count": 1, "next": null, "previous": null, "results": [{"place_id": "cafe-central", "place_name": "Cafe Central", "total_purchases": 412, "total_amount": 5321.40, "average_receipt": 12.92, "taxes_amount": {"total_vat": 483.76, "total_tips": 151.00}, "category_analytics": {"coffee": {"total_spent": 2210.50, "average_receipt": 6.12}}}]}"#
+)]
+pub struct AnalyticsOverview {
+    pub period: Period,
+    /// When the figures in scope were last computed.
+    pub computed_at: DateTime<Utc>,
+    /// The same figures as a place's, over every place in scope.
+    pub summary: AnalyticsBody,
+    /// Places in scope.
+    pub count: i64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<PlaceFigures>,
+}
+
+/// Analytics overview.
+///
+/// SPEC's analytics for every place in the caller's scope over any period: a summary and a page of
+/// per-place figures, exact for any instants, zeros for an empty period.
+#[api_v2_operation(operation_id = "analytics_overview", tags("Analytics"))]
 pub async fn overview(
-    auth: Authenticated,
+    caller: Caller<Readers>,
     req: HttpRequest,
-    query: web::Query<AnalyticsQuery>,
+    query: ApiQuery<AnalyticsQuery>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(READERS)?;
+) -> Result<web::Json<AnalyticsOverview>, ApiError> {
+    let principal = caller.principal();
+    let query = query.0;
     let period = parse_period(query.from.as_deref(), query.to.as_deref())?;
     let page = PageRequest::new(query.page, query.page_size).map_err(ApiError::BadRequest)?;
     let scope = Scope {
@@ -70,16 +112,12 @@ pub async fn overview(
             ..scope.clone()
         };
         let mut per_place = analytics::figures(conn, &page_scope, &period, true)?;
-        let results: Vec<serde_json::Value> = page_places
+        let results: Vec<PlaceFigures> = page_places
             .into_iter()
-            .map(|(place_id, place_name)| {
-                let figures = per_place.remove(&place_id).unwrap_or_default();
-                let mut body = serde_json::to_value(figures.to_body()).unwrap_or_default();
-                if let Some(object) = body.as_object_mut() {
-                    object.insert("place_id".into(), json!(place_id));
-                    object.insert("place_name".into(), json!(place_name));
-                }
-                body
+            .map(|(place_id, place_name)| PlaceFigures {
+                figures: per_place.remove(&place_id).unwrap_or_default().to_body(),
+                place_id,
+                place_name,
             })
             .collect();
         let computed_at = analytics::computed_at(conn, &scope)?.unwrap_or_else(Utc::now);
@@ -87,34 +125,61 @@ pub async fn overview(
     })
     .await?;
     let (next, previous) = page.links(&req, count);
-    Ok(HttpResponse::Ok().json(json!({
-        "period": { "from": period.from, "to": period.to },
-        "computed_at": computed_at,
-        "summary": summary.to_body(),
-        "count": count,
-        "next": next,
-        "previous": previous,
-        "results": results,
-    })))
+    Ok(web::Json(AnalyticsOverview {
+        period,
+        computed_at,
+        summary: summary.to_body(),
+        count,
+        next,
+        previous,
+        results,
+    }))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct RecomputeRequest {
+/// What to rebuild: one place, or (empty body) every place.
+#[derive(Debug, Default, Deserialize, Apiv2Schema)]
+#[openapi(example = r#"{"place_id": "cafe-central"}"#)]
+pub struct RecomputeRequest {
+    /// The place to rebuild; absent for all places.
     place_id: Option<String>,
 }
 
-/// `POST /api/analytics/recompute/` (admin): enqueue a rebuild of the rollups, of one place or of all.
+impl RequestBody for RecomputeRequest {
+    const REQUIRED: bool = false;
+    const REJECTIONS: &'static [(u16, &'static str)] = &[];
+}
+
+/// A queued recompute job.
+#[derive(Debug, Serialize, Apiv2Schema)]
+#[openapi(example = r#"{"job_id": "6f1d2c1e-2b7a-4b7e-9e59-0f8d3c6b1a20", "status": "queued"}"#)]
+pub struct RecomputeQueued {
+    /// Follow it at `GET /api/jobs/{id}/`.
+    pub job_id: Uuid,
+    pub status: String,
+}
+
+impl Replies for RecomputeQueued {
+    const STATUSES: &'static [(u16, &'static str)] = &[(202, "Queued for the worker fleet")];
+}
+
+/// Most bytes a recompute request may have.
+const RECOMPUTE_BODY_LIMIT: usize = 4096;
+
+/// Recompute analytics.
+///
+/// Enqueues a rebuild of the hourly rollups, of one place or of all, for the worker fleet.
+#[api_v2_operation(operation_id = "recompute_analytics", tags("Analytics"))]
 pub async fn recompute(
-    auth: Authenticated,
-    body: web::Bytes,
+    _caller: Caller<Admins>,
+    body: JsonBody<RecomputeRequest>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Access::ADMINS)?;
+) -> Result<Reply<RecomputeQueued>, ApiError> {
+    let body = body.read(RECOMPUTE_BODY_LIMIT).await?;
     let request: RecomputeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RecomputeRequest::default()
     } else {
         serde_json::from_slice(&body)
-            .map_err(|error| ApiError::BadRequest(format!("the body is not valid: {error}")))?
+            .map_err(|error| ApiError::MalformedJson(format!("the body is not valid: {error}")))?
     };
     let job = AnalyticsJob::new(AnalyticsWork::Rebuild {
         place_id: request.place_id,
@@ -136,5 +201,11 @@ pub async fn recompute(
         .await?;
         return Err(ApiError::Unavailable(error.to_string()));
     }
-    Ok(HttpResponse::Accepted().json(json!({ "job_id": job_id, "status": "queued" })))
+    Ok(Reply::new(
+        StatusCode::ACCEPTED,
+        RecomputeQueued {
+            job_id,
+            status: "queued".into(),
+        },
+    ))
 }

@@ -1,46 +1,64 @@
 //! `GET /api/jobs/` and `GET /api/jobs/{id}/` (admin): recompute jobs and their state.
 
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
-use shared_models::http::{Access, Authenticated};
-use shared_models::jobs;
+use actix_web::web;
+use paperclip::actix::{api_v2_operation, Apiv2Schema};
+use serde::{Deserialize, Serialize};
+use shared_models::http::{Admins, Caller};
+use shared_models::jobs::{self, JobRecord};
+use shared_models::openapi::{ApiQuery, ResourceId};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::routes::with_db;
 use crate::startup::AppState;
 
+/// A recompute job's state.
+///
+/// `queued`, `running`, `retrying`, `done` or `failed`, with attempts and the last error.
+#[api_v2_operation(operation_id = "job", tags("Jobs"))]
 pub async fn detail(
-    auth: Authenticated,
-    path: web::Path<String>,
+    _caller: Caller<Admins>,
+    id: ResourceId,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Access::ADMINS)?;
-    let id = Uuid::parse_str(&path).map_err(|_| ApiError::NotFound(format!("no job {path}")))?;
+) -> Result<web::Json<JobRecord>, ApiError> {
+    let id = Uuid::parse_str(&id.0).map_err(|_| ApiError::NotFound(format!("no job {}", id.0)))?;
     let job = with_db(&state, move |conn| Ok(jobs::find(conn, id)?)).await?;
-    job.map(|job| HttpResponse::Ok().json(job))
+    job.map(web::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which jobs to list.
+#[derive(Debug, Deserialize, Apiv2Schema)]
 pub struct ListQuery {
+    /// `queued`, `running`, `retrying`, `done` or `failed` (the default).
     status: Option<String>,
 }
 
+/// Jobs in one status, newest first.
+#[derive(Debug, Serialize, Apiv2Schema)]
+pub struct JobList {
+    pub count: usize,
+    pub results: Vec<JobRecord>,
+}
+
+/// List recompute jobs.
+///
 /// Jobs in one status (default `failed`), newest first, at most 500.
+#[api_v2_operation(operation_id = "list_jobs", tags("Jobs"))]
 pub async fn list(
-    auth: Authenticated,
-    query: web::Query<ListQuery>,
+    _caller: Caller<Admins>,
+    query: ApiQuery<ListQuery>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Access::ADMINS)?;
-    let status = query.status.clone().unwrap_or_else(|| "failed".into());
+) -> Result<web::Json<JobList>, ApiError> {
+    let status = query.0.status.unwrap_or_else(|| "failed".into());
     if !["queued", "running", "retrying", "done", "failed"].contains(&status.as_str()) {
         return Err(ApiError::BadRequest(
             "status must be queued, running, retrying, done or failed".into(),
         ));
     }
     let rows = with_db(&state, move |conn| Ok(jobs::list_by_status(conn, &status, 500)?)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "count": rows.len(), "results": rows })))
+    Ok(web::Json(JobList {
+        count: rows.len(),
+        results: rows,
+    }))
 }

@@ -9,7 +9,7 @@ use actix_web::http::Method;
 use actix_web::web;
 use diesel::PgConnection;
 use shared_models::auth::Role;
-use shared_models::http::{query_instant, Access, ApiRoute};
+use shared_models::http::{query_instant, Access, AccessRule, ApiRoute};
 
 use crate::analytics::Period;
 use crate::error::ApiError;
@@ -38,30 +38,26 @@ pub fn parse_period(from: Option<&str>, to: Option<&str>) -> Result<Period, ApiE
     Ok(period)
 }
 
-pub(crate) const READERS: Access = Access {
-    roles: &[Role::Merchant, Role::Analyst, Role::Admin],
-    merchant_scoped: true,
-};
+/// Places and analytics: every role; a merchant sees its own places only.
+#[derive(Debug)]
+pub struct Readers;
 
-/// Every `/api/` endpoint of the consumer, with who may call it.
+impl AccessRule for Readers {
+    const ACCESS: Access = Access {
+        roles: &[Role::Merchant, Role::Analyst, Role::Admin],
+        merchant_scoped: true,
+    };
+}
+
+/// Every `/api/` endpoint of the consumer; who may call each is its handler's `Caller` rule.
 pub fn api_routes() -> Vec<ApiRoute> {
     vec![
-        ApiRoute::new(Method::GET, "/places/", READERS, places::list),
-        ApiRoute::new(Method::GET, "/places/{place_id}/", READERS, places::detail),
-        ApiRoute::new(
-            Method::GET,
-            "/places/{place_id}/analytics/",
-            READERS,
-            places::analytics,
-        ),
-        ApiRoute::new(Method::GET, "/analytics/", READERS, analytics::overview),
-        ApiRoute::new(
-            Method::POST,
-            "/analytics/recompute/",
-            Access::ADMINS,
-            analytics::recompute,
-        ),
-        ApiRoute::new(Method::GET, "/jobs/", Access::ADMINS, jobs::list),
-        ApiRoute::new(Method::GET, "/jobs/{id}/", Access::ADMINS, jobs::detail),
+        ApiRoute::new(Method::GET, "/places/", places::list),
+        ApiRoute::new(Method::GET, "/places/{place_id}/", places::detail),
+        ApiRoute::new(Method::GET, "/places/{place_id}/analytics/", places::analytics),
+        ApiRoute::new(Method::GET, "/analytics/", analytics::overview),
+        ApiRoute::new(Method::POST, "/analytics/recompute/", analytics::recompute),
+        ApiRoute::new(Method::GET, "/jobs/", jobs::list),
+        ApiRoute::new(Method::GET, "/jobs/{id}/", jobs::detail),
     ]
 }

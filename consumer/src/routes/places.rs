@@ -1,35 +1,55 @@
 //! `GET /api/places/`, `GET /api/places/{place_id}/` and `GET /api/places/{place_id}/analytics/`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use paperclip::actix::{api_v2_operation, Apiv2Schema};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared_models::auth::Principal;
-use shared_models::http::{Authenticated, PageRequest};
+use shared_models::http::{Caller, PageRequest};
+use shared_models::openapi::{ApiQuery, ResourceId};
 use shared_models::schema::places;
 
-use crate::analytics::{self, Scope};
+use crate::analytics::{self, AnalyticsBody, Period, Scope};
 use crate::error::ApiError;
-use crate::routes::{parse_period, with_db, READERS};
+use crate::routes::{parse_period, with_db, Readers};
 use crate::startup::AppState;
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+/// A place (a shop, a till) and its purchase counters.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Apiv2Schema)]
 #[diesel(table_name = places)]
+#[openapi(
+    example = r#"{"place_id": "cafe-central", "place_name": "Cafe Central", "merchant_id": "m-42", "total_purchases": 1284, "first_purchase_at": "2026-10-01T07:02:11Z", "last_purchase_at": "2026-11-24T12:34:56Z"}"#
+)]
 pub struct Place {
     pub place_id: String,
+    /// The latest non-empty name its receipts gave.
     pub place_name: Option<String>,
+    /// The merchant it belongs to: the one whose receipt first named it.
     pub merchant_id: String,
     pub total_purchases: i64,
     pub first_purchase_at: Option<DateTime<Utc>>,
     pub last_purchase_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Search and paging of places.
+#[derive(Debug, Deserialize, Apiv2Schema)]
 pub struct ListQuery {
+    /// Part of the place id or name, any case.
     search: Option<String>,
+    /// Page number, from 1.
     page: Option<i64>,
+    /// Places per page, 1-500 (default 50).
     page_size: Option<i64>,
+}
+
+/// A page of places, ordered by id.
+#[derive(Debug, Serialize, Apiv2Schema)]
+pub struct PlacePage {
+    pub count: i64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<Place>,
 }
 
 /// The place, if the caller may see it; 404 otherwise (a merchant cannot learn that others' places exist).
@@ -51,15 +71,19 @@ pub fn visible_place(
         .ok_or_else(|| ApiError::NotFound(format!("no place {place_id}")))
 }
 
+/// List places.
+///
+/// Places in the caller's scope, with search and DRF-style pages.
+#[api_v2_operation(operation_id = "list_places", tags("Places"))]
 pub async fn list(
-    auth: Authenticated,
+    caller: Caller<Readers>,
     req: HttpRequest,
-    query: web::Query<ListQuery>,
+    query: ApiQuery<ListQuery>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(READERS)?;
+) -> Result<web::Json<PlacePage>, ApiError> {
+    let query = query.0;
     let page = PageRequest::new(query.page, query.page_size).map_err(ApiError::BadRequest)?;
-    let merchant = principal.merchant_scope().map(str::to_owned);
+    let merchant = caller.principal().merchant_scope().map(str::to_owned);
     let search = query.search.clone().filter(|text| !text.trim().is_empty());
     let (count, rows) = with_db(&state, move |conn| {
         let filtered = || {
@@ -95,41 +119,72 @@ pub async fn list(
     })
     .await?;
     let (next, previous) = page.links(&req, count);
-    Ok(HttpResponse::Ok()
-        .json(json!({ "count": count, "next": next, "previous": previous, "results": rows })))
+    Ok(web::Json(PlacePage {
+        count,
+        next,
+        previous,
+        results: rows,
+    }))
 }
 
+/// One place.
+#[api_v2_operation(operation_id = "place", tags("Places"))]
 pub async fn detail(
-    auth: Authenticated,
-    path: web::Path<String>,
+    caller: Caller<Readers>,
+    place_id: ResourceId,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(READERS)?.clone();
-    let place = with_db(&state, move |conn| visible_place(conn, &principal, &path)).await?;
-    Ok(HttpResponse::Ok().json(place))
+) -> Result<web::Json<Place>, ApiError> {
+    let principal = caller.into_principal();
+    let place = with_db(&state, move |conn| visible_place(conn, &principal, &place_id.0)).await?;
+    Ok(web::Json(place))
 }
 
-#[derive(Debug, Deserialize)]
+/// The period (and category) of a place's analytics.
+#[derive(Debug, Deserialize, Apiv2Schema)]
 pub struct PeriodQuery {
+    /// Start of the period, inclusive (RFC 3339; any instant, not only whole hours). Absent: no lower bound.
     from: Option<String>,
+    /// End of the period, exclusive (RFC 3339). Absent: no upper bound.
     to: Option<String>,
+    /// Only this category (any case).
     category: Option<String>,
 }
 
+/// A place's analytics over a period.
+#[derive(Debug, Serialize, Apiv2Schema)]
+#[openapi(
+    example = r#"{"place_id": "cafe-central", "place_name": "Cafe Central", "period": {"from": "2026-11-01T00:00:00Z", "to": "2026-11-24T12:30:00Z"}, "computed_at": "2026-11-24T12:30:02Z", "total_purchases": 412, "total_amount": 5321.40, "average_receipt": 12.92, "taxes_amount": {"total_vat": 483.76, "total_tips": 151.00}, "category_analytics": {"coffee": {"total_spent": 2210.50, "average_receipt": 6.12}}}"#
+)]
+pub struct PlaceAnalytics {
+    pub place_id: String,
+    pub place_name: Option<String>,
+    pub period: Period,
+    /// When the figures were last computed.
+    pub computed_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub figures: AnalyticsBody,
+}
+
+/// A place's analytics.
+///
+/// SPEC's analytics structure for one place over any period: exact for any instants, zeros for an empty
+/// period.
+#[api_v2_operation(operation_id = "place_analytics", tags("Analytics"))]
 pub async fn analytics(
-    auth: Authenticated,
-    path: web::Path<String>,
-    query: web::Query<PeriodQuery>,
+    caller: Caller<Readers>,
+    place_id: ResourceId,
+    query: ApiQuery<PeriodQuery>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let principal = auth.require(READERS)?.clone();
+) -> Result<web::Json<PlaceAnalytics>, ApiError> {
+    let principal = caller.into_principal();
+    let query = query.0;
     let period = parse_period(query.from.as_deref(), query.to.as_deref())?;
     let category = query
         .category
         .as_deref()
         .map(shared_models::receipt::normalise_category);
     let body = with_db(&state, move |conn| {
-        let place = visible_place(conn, &principal, &path)?;
+        let place = visible_place(conn, &principal, &place_id.0)?;
         let scope = Scope {
             place_id: Some(place.place_id.clone()),
             category,
@@ -139,15 +194,14 @@ pub async fn analytics(
             .remove("*")
             .unwrap_or_default();
         let computed_at = analytics::computed_at(conn, &scope)?.unwrap_or_else(Utc::now);
-        let mut body = serde_json::to_value(figures.to_body()).unwrap_or_default();
-        if let Some(object) = body.as_object_mut() {
-            object.insert("place_id".into(), json!(place.place_id));
-            object.insert("place_name".into(), json!(place.place_name));
-            object.insert("period".into(), json!(period));
-            object.insert("computed_at".into(), json!(computed_at));
-        }
-        Ok(body)
+        Ok(PlaceAnalytics {
+            place_id: place.place_id,
+            place_name: place.place_name,
+            period,
+            computed_at,
+            figures: figures.to_body(),
+        })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(web::Json(body))
 }

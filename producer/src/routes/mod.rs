@@ -9,7 +9,7 @@ use actix_web::web;
 use diesel::PgConnection;
 use serde::de::DeserializeOwned;
 use shared_models::auth::Role;
-use shared_models::http::{Access, ApiRoute};
+use shared_models::http::{Access, AccessRule, ApiRoute};
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -29,25 +29,26 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|error| ApiError::MalformedJson(format!("the body is not valid: {error}")))
 }
 
-pub(crate) const SUBMITTERS: Access = Access {
-    roles: &[Role::Merchant, Role::Admin],
-    merchant_scoped: true,
-};
+/// Receipt submission and the receipt log: merchants (their own receipts) and admins.
+#[derive(Debug)]
+pub struct Submitters;
 
-/// Every `/api/` endpoint of the producer, with who may call it.
+impl AccessRule for Submitters {
+    const ACCESS: Access = Access {
+        roles: &[Role::Merchant, Role::Admin],
+        merchant_scoped: true,
+    };
+}
+
+/// Every `/api/` endpoint of the producer; who may call each is its handler's `Caller` rule.
 pub fn api_routes() -> Vec<ApiRoute> {
     vec![
-        ApiRoute::new(Method::POST, "/checks/", SUBMITTERS, checks::submit),
-        ApiRoute::new(Method::GET, "/checks/", SUBMITTERS, checks::list),
-        ApiRoute::new(Method::POST, "/checks/batch/", SUBMITTERS, checks::submit_batch),
-        ApiRoute::new(
-            Method::GET,
-            "/checks/{transaction_id}/",
-            SUBMITTERS,
-            checks::status,
-        ),
-        ApiRoute::new(Method::POST, "/tokens/", Access::ADMINS, tokens::create),
-        ApiRoute::new(Method::GET, "/tokens/", Access::ADMINS, tokens::list),
-        ApiRoute::new(Method::DELETE, "/tokens/{id}/", Access::ADMINS, tokens::revoke),
+        ApiRoute::new(Method::POST, "/checks/", checks::submit),
+        ApiRoute::new(Method::GET, "/checks/", checks::list),
+        ApiRoute::new(Method::POST, "/checks/batch/", checks::submit_batch),
+        ApiRoute::new(Method::GET, "/checks/{transaction_id}/", checks::status),
+        ApiRoute::new(Method::POST, "/tokens/", tokens::create),
+        ApiRoute::new(Method::GET, "/tokens/", tokens::list),
+        ApiRoute::new(Method::DELETE, "/tokens/{id}/", tokens::revoke),
     ]
 }
