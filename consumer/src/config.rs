@@ -35,4 +35,7 @@ pub struct IngestConfig {
     /// Attempts to store a batch before its messages are tried one by one and failures dead-lettered.
     #[arg(long, env = "CONSUMER_STORE_ATTEMPTS", default_value_t = 5)]
     pub store_attempts: u32,
+    /// How often the consumer lag on `/metrics` is refreshed (librdkafka statistics), in milliseconds.
+    #[arg(long, env = "CONSUMER_LAG_INTERVAL_MS", default_value_t = 5000)]
+    pub lag_interval_ms: u64,
 }

@@ -10,9 +10,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use prometheus::{IntGaugeVec, Opts};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Statistics};
 use shared_models::db::PgPool;
 use shared_models::jobs::{self, AnalyticsJob, AnalyticsWork, HourBucket};
 use shared_models::kafka;
@@ -32,9 +34,70 @@ pub enum IngestError {
     Database(String),
 }
 
+/// The consumer group's lag, per partition: messages in Kafka not yet stored in PostgreSQL, refreshed from
+/// librdkafka's statistics.
+#[derive(Clone)]
+pub struct LagReporter {
+    lag: IntGaugeVec,
+}
+
+impl LagReporter {
+    pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let lag = IntGaugeVec::new(
+            Opts::new(
+                "lag_messages",
+                "Messages of an assigned partition not yet stored (high watermark minus stored offset)",
+            ),
+            &["topic", "partition"],
+        )?;
+        registry.register(Box::new(lag.clone()))?;
+        Ok(LagReporter { lag })
+    }
+}
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, topic_statistics) in &statistics.topics {
+            for partition in topic_statistics.partitions.values() {
+                if partition.partition < 0 {
+                    continue;
+                }
+                let number = partition.partition.to_string();
+                let labels = [topic.as_str(), number.as_str()];
+                match partition_lag(partition) {
+                    Some(lag) => self.lag.with_label_values(&labels).set(lag),
+                    None => {
+                        let _ = self.lag.remove_label_values(&labels);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Messages of a partition this consumer has not stored yet, counted from the stored offset, else the
+/// committed one, else the low watermark (where `auto.offset.reset=earliest` starts); `None` for a partition
+/// not assigned to this consumer. librdkafka writes -1 for an offset it does not know.
+fn partition_lag(partition: &rdkafka::statistics::Partition) -> Option<i64> {
+    if matches!(partition.fetch_state.as_str(), "none" | "stopped") || partition.hi_offset < 0 {
+        return None;
+    }
+    let next = [
+        partition.stored_offset,
+        partition.committed_offset,
+        partition.lo_offset,
+    ]
+    .into_iter()
+    .find(|offset| *offset >= 0)
+    .unwrap_or(0);
+    Some((partition.hi_offset - next).max(0))
+}
+
+impl ConsumerContext for LagReporter {}
+
 /// Everything the loop needs.
 pub struct Ingest {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagReporter>,
     dead_letters: FutureProducer,
     dlq_topic: String,
     pool: PgPool,
@@ -45,7 +108,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub async fn connect(config: &ConsumerConfig, pool: PgPool) -> Result<Self, IngestError> {
+    pub async fn connect(
+        config: &ConsumerConfig,
+        pool: PgPool,
+        lag: LagReporter,
+    ) -> Result<Self, IngestError> {
         let brokers = &config.kafka.kafka_brokers;
         kafka::ensure_topics(
             brokers,
@@ -55,14 +122,18 @@ impl Ingest {
             ],
         )
         .await?;
-        let consumer: StreamConsumer = kafka::client_config(brokers)
+        let consumer: StreamConsumer<LagReporter> = kafka::client_config(brokers)
             .set("group.id", &config.ingest.group_id)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .create()?;
+            .set(
+                "statistics.interval.ms",
+                config.ingest.lag_interval_ms.to_string(),
+            )
+            .create_with_context(lag)?;
         consumer.subscribe(&[config.kafka.kafka_topic.as_str()])?;
         let dead_letters: FutureProducer = kafka::client_config(brokers)
             .set("enable.idempotence", "true")
@@ -248,5 +319,66 @@ impl Ingest {
             log::warn!("could not enqueue a recompute job ({error}); the hourly reconcile will catch up");
             self.queue = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A partition as librdkafka's statistics describe it, with the offsets that matter here.
+    fn partition(fetch_state: &str, offsets: [i64; 4]) -> rdkafka::statistics::Partition {
+        let [stored, committed, lo, hi] = offsets;
+        let mut fields = serde_json::json!({
+            "partition": 0, "broker": 1, "leader": 1, "desired": true, "unknown": false,
+            "fetch_state": fetch_state, "stored_offset": stored, "committed_offset": committed,
+            "lo_offset": lo, "hi_offset": hi,
+        });
+        for unset in [
+            "msgq_cnt",
+            "msgq_bytes",
+            "xmit_msgq_cnt",
+            "xmit_msgq_bytes",
+            "fetchq_cnt",
+            "fetchq_size",
+            "query_offset",
+            "next_offset",
+            "app_offset",
+            "eof_offset",
+            "ls_offset",
+            "consumer_lag",
+            "consumer_lag_stored",
+            "txmsgs",
+            "txbytes",
+            "rxmsgs",
+            "rxbytes",
+            "msgs",
+            "rx_ver_drops",
+            "msgs_inflight",
+            "next_ack_seq",
+            "next_err_seq",
+            "acked_msgid",
+        ] {
+            fields[unset] = serde_json::json!(0);
+        }
+        serde_json::from_value(fields).expect("a partition's statistics")
+    }
+
+    #[test]
+    fn lag_counts_from_the_stored_offset_then_the_committed_one_then_the_low_watermark() {
+        assert_eq!(partition_lag(&partition("active", [40, 30, 0, 100])), Some(60));
+        assert_eq!(partition_lag(&partition("active", [-1, 30, 0, 100])), Some(70));
+        assert_eq!(partition_lag(&partition("active", [-1, -1, 20, 100])), Some(80));
+        assert_eq!(partition_lag(&partition("active", [-1, -1, -1, 0])), Some(0));
+        assert_eq!(
+            partition_lag(&partition("none", [40, 30, 0, 100])),
+            None,
+            "not assigned here"
+        );
+        assert_eq!(
+            partition_lag(&partition("active", [40, 30, 0, -1])),
+            None,
+            "watermark unknown"
+        );
     }
 }

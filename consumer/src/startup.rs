@@ -4,16 +4,16 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, Logger};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use shared_models::db::{self, PgPool};
-use shared_models::http::{self, AuthState, HttpMetrics, ACCESS_LOG_FORMAT};
+use shared_models::http::{self, AuthState, HttpMetrics};
 use shared_models::openapi;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ConsumerConfig;
-use crate::ingest::{Ingest, IngestError};
+use crate::ingest::{Ingest, IngestError, LagReporter};
 use crate::routes::{self, ops};
 
 const API_TITLE: &str = "Receipts consumer";
@@ -57,7 +57,9 @@ impl Application {
         let pool = db::build_pool(&config.database.database_url, config.database.database_pool_size);
         let pool_ = pool.clone();
         tokio::task::spawn_blocking(move || db::run_migrations_when_ready(&pool_, 30)).await??;
-        let ingest = Ingest::connect(&config, pool.clone()).await?;
+        let http_metrics = HttpMetrics::new("consumer")?;
+        let lag = LagReporter::register(&http_metrics.registry)?;
+        let ingest = Ingest::connect(&config, pool.clone(), lag).await?;
 
         let listener = TcpListener::bind(&config.addr)
             .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
@@ -75,12 +77,12 @@ impl Application {
             pool,
             Duration::from_secs(config.auth.token_cache_seconds),
         ));
-        let http_metrics = web::Data::new(HttpMetrics::new("consumer")?);
+        let http_metrics = web::Data::new(http_metrics);
 
         let server = HttpServer::new(move || {
             openapi::with_documents(App::new(), API_TITLE, API_DESCRIPTION, routes::api_routes())
-                .wrap(Logger::new(ACCESS_LOG_FORMAT))
                 .wrap(from_fn(http::observe_requests))
+                .wrap(http::access_log())
                 .app_data(state.clone())
                 .app_data(auth_state.clone())
                 .app_data(http_metrics.clone())

@@ -16,15 +16,19 @@ struct Stack {
     consumer: String,
     admin_token: String,
     http: reqwest::Client,
+    /// Partitions of the receipts topic.
+    partitions: usize,
     _stop_worker: watch::Sender<bool>,
 }
+
+const PARTITIONS: i32 = 3;
 
 async fn spawn_stack() -> Stack {
     let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
     let database = support::database(database_url);
-    let kafka = support::kafka(3);
+    let kafka = support::kafka(PARTITIONS);
     let redis = support::redis();
     let admin_token = unique_name("rcpt_admin");
 
@@ -74,6 +78,7 @@ async fn spawn_stack() -> Stack {
         consumer: consumer_url,
         admin_token,
         http: reqwest::Client::new(),
+        partitions: PARTITIONS as usize,
         _stop_worker: stop_worker,
     }
 }
@@ -274,6 +279,33 @@ async fn receipts_posted_to_the_producer_show_up_exactly_in_the_consumers_analyt
         .await;
     assert_eq!(empty["summary"]["total_purchases"], 0);
     assert_eq!(empty["summary"]["average_receipt"], money("0.00"));
+
+    // Everything is stored, so `/metrics` reports no lag on any partition of the topic.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let metrics = stack
+            .http
+            .get(format!("{}/metrics", stack.consumer))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let lag: Vec<&str> = metrics
+            .lines()
+            .filter(|line| line.starts_with("consumer_lag_messages{"))
+            .collect();
+        if lag.len() == stack.partitions && lag.iter().all(|line| line.ends_with(" 0")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lag of {} partitions should be reported as 0: {lag:?}",
+            stack.partitions
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,13 +4,13 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, Logger};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use chrono::TimeDelta;
 use prometheus::{IntCounterVec, IntGauge, Opts};
 use shared_models::auth;
 use shared_models::db::{self, PgPool};
-use shared_models::http::{self, AuthState, HttpMetrics, ACCESS_LOG_FORMAT};
+use shared_models::http::{self, AuthState, HttpMetrics};
 use shared_models::openapi;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -133,8 +133,8 @@ impl Application {
 
         let server = HttpServer::new(move || {
             openapi::with_documents(App::new(), API_TITLE, API_DESCRIPTION, routes::api_routes())
-                .wrap(Logger::new(ACCESS_LOG_FORMAT))
                 .wrap(from_fn(http::observe_requests))
+                .wrap(http::access_log())
                 .app_data(state.clone())
                 .app_data(auth_state.clone())
                 .app_data(http_metrics.clone())

@@ -421,8 +421,14 @@ pub async fn observe_requests(
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The access-log format: request id, method and path, status, latency. Never headers or bodies.
-pub const ACCESS_LOG_FORMAT: &str = "%{x-request-id}o \"%r\" %s %Dms";
+/// The access log: one line per request with its id, method and path, matched route, status and latency;
+/// never headers or bodies. Wrap it outside [`observe_requests`] so the response carries the id it logs.
+pub fn access_log() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%{x-request-id}o \"%r\" route=%{route}xi %s %Dms")
+        .custom_request_replace("route", |req| {
+            req.match_pattern().unwrap_or_else(|| "unmatched".to_owned())
+        })
+}
 
 /// `GET /health`: the process is alive.
 pub async fn health() -> HttpResponse {

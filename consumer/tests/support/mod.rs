@@ -73,6 +73,7 @@ pub fn consumer(database: DatabaseConfig, kafka: KafkaConfig, redis: RedisConfig
             batch_size: 100,
             batch_ms: 50,
             store_attempts: 3,
+            lag_interval_ms: 500,
         },
     }
 }
