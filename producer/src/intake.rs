@@ -1,7 +1,7 @@
 //! Accepting a receipt: place ownership, idempotency on (merchant, transaction_id), the outbox row and the
 //! receipt log, all in one PostgreSQL transaction.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use paperclip::actix::Apiv2Schema;
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,8 @@ pub fn submit(
     receipt: Receipt,
     now: DateTime<Utc>,
 ) -> QueryResult<Outcome> {
+    // PostgreSQL keeps microseconds: answer with the instant as stored, so a later duplicate answers the same.
+    let now = now.trunc_subsecs(6);
     conn.transaction(|conn| {
         diesel::insert_into(places::table)
             .values((places::place_id.eq(&receipt.place_id), places::merchant_id.eq(merchant_id)))

@@ -137,15 +137,17 @@ async fn thirty_two_identical_concurrent_posts_give_one_202_and_31_duplicates() 
     let token = producer.merchant("m-1").await;
     let body = serde_json::to_vec(&receipt("same")).expect("json");
     let posts = (0..32).map(|_| producer.post_raw(&token, body.clone()));
-    let statuses: Vec<u16> = join_all(posts)
-        .await
-        .into_iter()
-        .map(|(status, _)| status)
-        .collect();
+    let answers = join_all(posts).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     assert_eq!(
         statuses.iter().filter(|status| **status == 202).count(),
         1,
         "{statuses:?}"
+    );
+    let received: Vec<&Value> = answers.iter().map(|(_, body)| &body["received_at"]).collect();
+    assert!(
+        received.iter().all(|at| at.is_string() && *at == received[0]),
+        "every answer gives the instant the receipt was first accepted: {received:?}"
     );
     assert_eq!(
         statuses.iter().filter(|status| **status == 200).count(),
