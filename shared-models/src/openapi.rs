@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-
 use std::sync::Arc;
 
 use actix_web::dev::{AppService, HttpServiceFactory, Payload, ServiceFactory, ServiceRequest};
