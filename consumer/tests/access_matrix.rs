@@ -104,6 +104,18 @@ impl Services {
         )
     }
 
+    /// The OpenAPI document the service at `base` serves.
+    async fn document(&self, base: &str) -> Value {
+        self.http
+            .get(format!("{base}/openapi.json"))
+            .send()
+            .await
+            .expect("document")
+            .json()
+            .await
+            .expect("document is JSON")
+    }
+
     /// Checks every answer recorded so far against the OpenAPI documents the services serve, and the
     /// documents against the route tables (scripts/check_openapi.py).
     async fn check_documents(&self) {
@@ -117,15 +129,7 @@ impl Services {
             ("producer", &self.producer, producer::routes::api_routes()),
             ("consumer", &self.consumer, consumer::routes::api_routes()),
         ] {
-            let document = self
-                .http
-                .get(format!("{base}/openapi.json"))
-                .send()
-                .await
-                .expect("document")
-                .json::<Value>()
-                .await
-                .expect("document is JSON");
+            let document = self.document(base).await;
             let samples: Vec<Value> = answers
                 .iter()
                 .filter_map(|(method, url, status, body)| {
@@ -183,15 +187,7 @@ fn template_matches(template: &str, path: &str) -> bool {
 
 /// The documented example of a schema, from a service's document.
 async fn documented_example(services: &Services, base: &str, schema: &str) -> Value {
-    let document: Value = services
-        .http
-        .get(format!("{base}/openapi.json"))
-        .send()
-        .await
-        .expect("document")
-        .json()
-        .await
-        .expect("document is JSON");
+    let document = services.document(base).await;
     let example = document["components"]["schemas"][schema]["example"].clone();
     assert!(example.is_object(), "{schema} has an example");
     example

@@ -16,11 +16,10 @@ struct Stack {
     consumer: String,
     admin_token: String,
     http: reqwest::Client,
-    /// Partitions of the receipts topic.
-    partitions: usize,
     _stop_worker: watch::Sender<bool>,
 }
 
+/// Partitions of the receipts topic.
 const PARTITIONS: i32 = 3;
 
 async fn spawn_stack() -> Stack {
@@ -78,7 +77,6 @@ async fn spawn_stack() -> Stack {
         consumer: consumer_url,
         admin_token,
         http: reqwest::Client::new(),
-        partitions: PARTITIONS as usize,
         _stop_worker: stop_worker,
     }
 }
@@ -296,13 +294,12 @@ async fn receipts_posted_to_the_producer_show_up_exactly_in_the_consumers_analyt
             .lines()
             .filter(|line| line.starts_with("consumer_lag_messages{"))
             .collect();
-        if lag.len() == stack.partitions && lag.iter().all(|line| line.ends_with(" 0")) {
+        if lag.len() == PARTITIONS as usize && lag.iter().all(|line| line.ends_with(" 0")) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the lag of {} partitions should be reported as 0: {lag:?}",
-            stack.partitions
+            "the lag of {PARTITIONS} partitions should be reported as 0: {lag:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
