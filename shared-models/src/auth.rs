@@ -24,6 +24,8 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 3] = [Role::Merchant, Role::Analyst, Role::Admin];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Role::Merchant => "merchant",

@@ -44,7 +44,7 @@ pub struct Readers;
 
 impl AccessRule for Readers {
     const ACCESS: Access = Access {
-        roles: &[Role::Merchant, Role::Analyst, Role::Admin],
+        roles: &Role::ALL,
         merchant_scoped: true,
     };
 }
