@@ -42,7 +42,7 @@ impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> Self {
         match error {
             BodyError::TooLarge(limit) => ApiError::PayloadTooLarge(limit),
-            BodyError::Unreadable(_) => ApiError::MalformedJson(error.to_string()),
+            BodyError::Unreadable(_) | BodyError::Malformed(_) => ApiError::MalformedJson(error.to_string()),
         }
     }
 }

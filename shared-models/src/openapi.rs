@@ -224,6 +224,8 @@ pub enum BodyError {
     TooLarge(usize),
     #[error("the body could not be read: {0}")]
     Unreadable(String),
+    #[error("the body is not valid: {0}")]
+    Malformed(String),
 }
 
 /// The raw body of an endpoint that reads JSON of type `T`. Handlers read it themselves (with their size
@@ -245,6 +247,19 @@ impl<T> JsonBody<T> {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+}
+
+impl<T: RequestBody + DeserializeOwned> JsonBody<T> {
+    /// Reads the body (at most `limit` bytes) into `T`. An optional body left empty reads as `{}`.
+    pub async fn parse(self, limit: usize) -> Result<T, BodyError> {
+        let body = self.read(limit).await?;
+        let text: &[u8] = if !T::REQUIRED && body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &body
+        };
+        serde_json::from_slice(text).map_err(|error| BodyError::Malformed(error.to_string()))
     }
 }
 

@@ -137,7 +137,7 @@ pub async fn overview(
 }
 
 /// What to rebuild: one place, or (empty body) every place.
-#[derive(Debug, Default, Deserialize, Apiv2Schema)]
+#[derive(Debug, Deserialize, Apiv2Schema)]
 #[openapi(example = r#"{"place_id": "cafe-central"}"#)]
 pub struct RecomputeRequest {
     /// The place to rebuild; absent for all places.
@@ -174,13 +174,7 @@ pub async fn recompute(
     body: JsonBody<RecomputeRequest>,
     state: web::Data<AppState>,
 ) -> Result<Reply<RecomputeQueued>, ApiError> {
-    let body = body.read(RECOMPUTE_BODY_LIMIT).await?;
-    let request: RecomputeRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RecomputeRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::MalformedJson(format!("the body is not valid: {error}")))?
-    };
+    let request = body.parse(RECOMPUTE_BODY_LIMIT).await?;
     let job = AnalyticsJob::new(AnalyticsWork::Rebuild {
         place_id: request.place_id,
     });

@@ -7,7 +7,6 @@ pub mod tokens;
 use actix_web::http::Method;
 use actix_web::web;
 use diesel::PgConnection;
-use serde::de::DeserializeOwned;
 use shared_models::auth::Role;
 use shared_models::http::{Access, AccessRule, ApiRoute};
 
@@ -21,12 +20,6 @@ where
     F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
 {
     shared_models::http::with_db(&state.pool, work).await
-}
-
-/// Parses a small JSON body into `T`, with the contract's 400 for anything else.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::MalformedJson(format!("the body is not valid: {error}")))
 }
 
 /// Receipt submission and the receipt log: merchants (their own receipts) and admins.

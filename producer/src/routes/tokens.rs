@@ -13,7 +13,7 @@ use shared_models::openapi::{JsonBody, Replies, Reply, RequestBody, ResourceId};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::routes::{parse_json, with_db};
+use crate::routes::with_db;
 use crate::startup::AppState;
 
 /// A token to create.
@@ -82,8 +82,7 @@ pub async fn create(
     body: JsonBody<NewToken>,
     state: web::Data<AppState>,
 ) -> Result<Reply<CreatedToken>, ApiError> {
-    let body = body.read(state.intake.max_body_bytes).await?;
-    let request: NewToken = parse_json(&body)?;
+    let request = body.parse(state.intake.max_body_bytes).await?;
     let role = Role::from_str(&request.role).map_err(|error| {
         ApiError::Validation(vec![FieldError::new("role", "invalid_choice", error.to_string())])
     })?;
