@@ -62,7 +62,7 @@ pub struct Reasons(Option<Vec<Reason>>);
 impl From<Option<Value>> for Reasons {
     fn from(stored: Option<Value>) -> Self {
         Reasons(stored.map(|value| {
-            serde_json::from_value(value.clone()).unwrap_or_else(|_| {
+            Vec::<Reason>::deserialize(&value).unwrap_or_else(|_| {
                 vec![Reason {
                     field: None,
                     code: "unrecognised".into(),
