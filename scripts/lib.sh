@@ -5,6 +5,9 @@ TOOLS_DIR="${RECEIPTS_TOOLS_DIR:-$HOME/.cache/receipts-tools}"
 TANSU_BIN="$TOOLS_DIR/tansu/bin/tansu"
 # The OpenAPI validators the tests use (PyPI), installed beside the tools rather than into the system Python.
 OPENAPI_PYTHONPATH="$TOOLS_DIR/openapi-validators"
+# schemathesis, pinned, in a directory of its own (its dependencies differ from the validators').
+SCHEMATHESIS_VERSION="4.32.0"
+SCHEMATHESIS_PYTHONPATH="$TOOLS_DIR/schemathesis-$SCHEMATHESIS_VERSION"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -33,6 +36,11 @@ ensure_dependencies() {
     log "installing the OpenAPI validators from PyPI"
     python3 -m pip install --quiet --disable-pip-version-check --target "$OPENAPI_PYTHONPATH" \
       openapi-spec-validator==0.9.0 openapi-schema-validator==0.9.0
+  fi
+  if ! PYTHONPATH="$SCHEMATHESIS_PYTHONPATH" python3 -c 'import schemathesis' >/dev/null 2>&1; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$SCHEMATHESIS_PYTHONPATH" \
+      "schemathesis==$SCHEMATHESIS_VERSION"
   fi
   if [ ! -x "$TANSU_BIN" ]; then
     log "installing the tansu Kafka broker from crates.io (about 10 minutes, once)"
@@ -89,13 +97,11 @@ stop_redis() {
   fi
 }
 
-# start_tansu DIR PORT: an in-memory Kafka-protocol broker in the background.
+# start_tansu DIR PORT: an in-memory Kafka-protocol broker in the background, restarted if it exits.
 start_tansu() {
   local dir="$1" port="$2"
-  mkdir -p "$dir"
-  nohup "$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine memory://tansu/ >"$dir/tansu.log" 2>&1 &
-  echo $! >"$dir/tansu.pid"
+  supervise tansu "$dir" "$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/
 }
 
 stop_pidfile() {
@@ -108,6 +114,12 @@ stop_pidfile() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$file"
   fi
+  # A supervised process: make sure the process it ran is gone too.
+  local child="${file%.pid}.child"
+  if [ -f "$child" ]; then
+    kill -9 "$(cat "$child")" 2>/dev/null || true
+    rm -f "$child"
+  fi
 }
 
 wait_for_port() {
@@ -118,4 +130,24 @@ wait_for_port() {
   done
   log "$what did not open port $port"
   return 1
+}
+
+# supervise NAME DIR COMMAND...: runs COMMAND in the background and starts it again a second after it exits,
+# as compose's `restart: unless-stopped` does. DIR/NAME.pid is the supervisor (stop it with stop_pidfile to
+# stop both), DIR/NAME.child the running process; output goes to DIR/logs/NAME.log.
+supervise() {
+  local name="$1" dir="$2"
+  shift 2
+  mkdir -p "$dir/logs"
+  nohup bash -c '
+    child=""
+    trap "[ -n \"\$child\" ] && kill \$child 2>/dev/null; wait; exit 0" TERM INT
+    while true; do
+      "$@" & child=$!
+      echo "$child" >"'"$dir/$name.child"'"
+      wait "$child"
+      echo "==> $(date -Is) '"$name"' exited with status $?; starting it again in 1 s" >&2
+      sleep 1
+    done' supervise "$@" >>"$dir/logs/$name.log" 2>&1 &
+  echo $! >"$dir/$name.pid"
 }

@@ -26,7 +26,7 @@ up() {
   as_pg_user psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='receipts'" | grep -q 1 \
     || as_pg_user psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE receipts" >/dev/null
   start_redis "$STATE/redis" "$REDIS_PORT"
-  [ -f "$STATE/tansu/tansu.pid" ] && kill -0 "$(cat "$STATE/tansu/tansu.pid")" 2>/dev/null || start_tansu "$STATE/tansu" "$KAFKA_PORT"
+  [ -f "$STATE/tansu.pid" ] && kill -0 "$(cat "$STATE/tansu.pid")" 2>/dev/null || start_tansu "$STATE" "$KAFKA_PORT"
   wait_for_port "$KAFKA_PORT" tansu
 
   export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/receipts"
@@ -36,15 +36,15 @@ up() {
   BOOTSTRAP_ADMIN_TOKEN=$(cat "$STATE/admin_token")
   export PRODUCER_ADDR CONSUMER_ADDR RUST_LOG="${RUST_LOG:-info}"
 
-  # The stack's broker keeps messages in memory: re-queue accepted receipts that never reached the consumer.
   target/debug/producer migrate
-  target/debug/producer outbox replay-unconsumed
 
+  # Each process is restarted when it exits, as compose's restart policy does. Receipts that a broker lost
+  # (the stack's broker keeps messages in memory) are published again by the producer's reconcile.
   log "starting producer, consumer and $WORKERS worker(s)"
-  nohup target/debug/producer >"$STATE/logs/producer.log" 2>&1 & echo $! >"$STATE/producer.pid"
-  nohup target/debug/consumer >"$STATE/logs/consumer.log" 2>&1 & echo $! >"$STATE/consumer.pid"
+  supervise producer "$STATE" target/debug/producer
+  supervise consumer "$STATE" target/debug/consumer
   for i in $(seq 1 "$WORKERS"); do
-    WORKER_NAME="worker-$i" WORKER_METRICS_ADDR="127.0.0.1:$((9100 + i))" nohup target/debug/worker >"$STATE/logs/worker-$i.log" 2>&1 & echo $! >"$STATE/worker-$i.pid"
+    WORKER_NAME="worker-$i" WORKER_METRICS_ADDR="127.0.0.1:$((9100 + i))" supervise "worker-$i" "$STATE" target/debug/worker
   done
 
   for url in "http://$PRODUCER_ADDR/ready" "http://$CONSUMER_ADDR/ready"; do
@@ -72,7 +72,7 @@ down() {
   for file in "$STATE"/producer.pid "$STATE"/consumer.pid "$STATE"/worker-*.pid; do
     [ -e "$file" ] && stop_pidfile "$file"
   done
-  stop_pidfile "$STATE/tansu/tansu.pid"
+  stop_pidfile "$STATE/tansu.pid"
   stop_redis "$STATE/redis"
   stop_postgres "$STATE/postgres"
   log "the stack is down (data kept in .stack/)"

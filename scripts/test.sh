@@ -10,7 +10,7 @@ WORK=$(mktemp -d /tmp/receipts-test.XXXXXX)
 [ "$(id -u)" -eq 0 ] && chmod 755 "$WORK"
 PG_PORT=$(free_port); REDIS_PORT=$(free_port); KAFKA_PORT=$(free_port)
 cleanup() {
-  stop_pidfile "$WORK/tansu/tansu.pid"
+  stop_pidfile "$WORK/tansu.pid"
   stop_redis "$WORK/redis"
   stop_postgres "$WORK/postgres"
   rm -rf "$WORK"
@@ -20,7 +20,7 @@ trap cleanup EXIT
 log "test services: PostgreSQL :$PG_PORT, Redis :$REDIS_PORT, tansu :$KAFKA_PORT"
 PG_FSYNC=off start_postgres "$WORK/postgres" "$PG_PORT"
 start_redis "$WORK/redis" "$REDIS_PORT"
-start_tansu "$WORK/tansu" "$KAFKA_PORT"
+start_tansu "$WORK" "$KAFKA_PORT"
 wait_for_port "$KAFKA_PORT" tansu
 
 export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
@@ -28,5 +28,6 @@ export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 export TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export TEST_TANSU_BIN="$TANSU_BIN"
 export PYTHONPATH="$OPENAPI_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"
+export SCHEMATHESIS_PYTHONPATH
 export RUST_LOG="${RUST_LOG:-warn}"
-cargo test --workspace --all-targets "$@"
+cargo test --workspace --all-targets --no-fail-fast "$@"

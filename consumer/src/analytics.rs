@@ -10,7 +10,7 @@ use diesel::sql_types::{Array, Bool, Int8, Nullable, Numeric, Text, Timestamptz}
 use paperclip::actix::Apiv2Schema;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use shared_models::jobs::start_of_hour;
+use shared_models::domain::time::start_of_hour;
 use shared_models::money::{mean, Money};
 
 /// A half-open period `[from, to)`; an open end is unbounded.

@@ -1,7 +1,7 @@
 //! The consumer's configuration: environment variables (or flags), each with a local-stack default.
 
 use clap::Args;
-use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
+use shared_models::config::{AuthConfig, DatabaseConfig, HttpConfig, KafkaConfig, RedisConfig};
 
 #[derive(Debug, Clone, Args)]
 pub struct ConsumerConfig {
@@ -14,6 +14,8 @@ pub struct ConsumerConfig {
     pub kafka: KafkaConfig,
     #[command(flatten)]
     pub redis: RedisConfig,
+    #[command(flatten)]
+    pub http: HttpConfig,
     #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]
@@ -35,6 +37,11 @@ pub struct IngestConfig {
     /// Attempts to store a batch before its messages are tried one by one and failures dead-lettered.
     #[arg(long, env = "CONSUMER_STORE_ATTEMPTS", default_value_t = 5)]
     pub store_attempts: u32,
+    /// How long the group waits for a silent member (a crashed process) before giving its partitions to
+    /// the others, in milliseconds. tansu 0.6 counts the time a member spends in a rebalance as silence, so
+    /// much below 20 s its rebalances never settle (docs/reliability.md).
+    #[arg(long, env = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 30000)]
+    pub session_timeout_ms: u64,
     /// How often the consumer lag on `/metrics` is refreshed (librdkafka statistics), in milliseconds.
     #[arg(long, env = "CONSUMER_LAG_INTERVAL_MS", default_value_t = 5000)]
     pub lag_interval_ms: u64,

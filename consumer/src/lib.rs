@@ -3,7 +3,6 @@
 
 pub mod analytics;
 pub mod config;
-pub mod error;
 pub mod ingest;
 pub mod routes;
 pub mod startup;

@@ -4,19 +4,26 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use shared_models::db::{self, PgPool};
-use shared_models::http::{self, AuthState, HttpMetrics};
-use shared_models::openapi;
+use shared_models::web::auth::AuthState;
+use shared_models::web::observe::HttpMetrics;
+use shared_models::web::ops as common;
+use shared_models::web::service::{self, ApiService};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ConsumerConfig;
-use crate::ingest::{Ingest, IngestError, LagReporter};
+use crate::ingest::{Ingest, IngestError, IngestMetrics, LagReporter};
 use crate::routes::{self, ops};
 
-const API_TITLE: &str = "Receipts consumer";
+const API: ApiService = ApiService {
+    title: "Receipts consumer",
+    description: API_DESCRIPTION,
+    routes: routes::api_routes,
+    refinements: &[routes::analytics::RecomputeRequest::refine_document],
+};
+
 const API_DESCRIPTION: &str =
     "Places and analytics: the receipts read from Kafka, tied to places and merchants, \
 and SPEC's analytics per place or over every place, for any period (from inclusive, to exclusive, exact for \
@@ -59,7 +66,8 @@ impl Application {
         tokio::task::spawn_blocking(move || db::run_migrations_when_ready(&pool_, 30)).await??;
         let http_metrics = HttpMetrics::new("consumer")?;
         let lag = LagReporter::register(&http_metrics.registry)?;
-        let ingest = Ingest::connect(&config, pool.clone(), lag).await?;
+        let ingest_metrics = IngestMetrics::register(&http_metrics.registry)?;
+        let ingest = Ingest::connect(&config, pool.clone(), lag, ingest_metrics).await?;
 
         let listener = TcpListener::bind(&config.addr)
             .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
@@ -79,21 +87,19 @@ impl Application {
         ));
         let http_metrics = web::Data::new(http_metrics);
 
-        let server = HttpServer::new(move || {
-            openapi::with_documents(App::new(), API_TITLE, API_DESCRIPTION, routes::api_routes())
-                .wrap(from_fn(http::observe_requests))
-                .wrap(http::access_log())
-                .app_data(state.clone())
-                .app_data(auth_state.clone())
-                .app_data(http_metrics.clone())
-                .route("/health", web::get().to(http::health))
-                .route("/ready", web::get().to(ops::ready))
-                .route("/metrics", web::get().to(http::metrics))
-        })
-        .listen(listener)
-        .map_err(|error| StartupError::Bind(config.addr.clone(), error))?
-        .shutdown_timeout(20)
-        .run();
+        let server = service::serve(
+            listener,
+            API,
+            &config.http,
+            auth_state,
+            http_metrics,
+            move |app| {
+                app.app_data(state.clone())
+                    .route("/ready", web::get().to(ops::ready))
+                    .route("/metrics", web::get().to(common::metrics));
+            },
+        )
+        .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
 
         let (stop_ingest, ingest_stopped) = watch::channel(false);
         let ingest = tokio::spawn(ingest.run(ingest_stopped));

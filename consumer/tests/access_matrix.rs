@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use serde_json::{json, Value};
-use shared_models::http::ApiRoute;
 use shared_models::testing::{fresh_database, unique_name};
+use shared_models::web::routes::ApiRoute;
 
 mod support;
 
 struct Services {
+    pool: shared_models::db::PgPool,
     producer: String,
     consumer: String,
     admin: String,
@@ -23,7 +24,7 @@ struct Services {
 }
 
 async fn spawn_services() -> Services {
-    let (database_url, _) = tokio::task::spawn_blocking(fresh_database)
+    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
     let database = support::database(database_url);
@@ -42,6 +43,7 @@ async fn spawn_services() -> Services {
     let consumer_url = format!("http://127.0.0.1:{}", consumer.port());
     tokio::spawn(consumer.run_until_stopped());
     Services {
+        pool,
         producer: producer_url,
         consumer: consumer_url,
         admin,
@@ -369,8 +371,20 @@ async fn exercise_documented_answers(services: &Services, merchant: &str) {
                 None,
             )
             .await,
+        200,
+        "an inverted period holds nothing",
+    );
+    expect(
+        services
+            .call(
+                Method::GET,
+                &format!("{consumer}/api/analytics/?from=yesterday"),
+                Some(&merchant),
+                None,
+            )
+            .await,
         400,
-        "an inverted period",
+        "an unreadable period bound",
     );
     let recompute = format!("{consumer}/api/analytics/recompute/");
     let request = documented_example(services, consumer, "RecomputeRequest").await;
@@ -611,4 +625,153 @@ async fn a_revoked_token_stops_working_once_its_cache_entry_expires() {
         entry.get("token").is_none() && entry.get("token_hash").is_none(),
         "no secrets listed: {entry}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_a_clear_4xx_and_every_attempt_is_logged() {
+    let services = spawn_services().await;
+    let (_, merchant) = services.token("merchant", Some("m-1")).await;
+    let merchant = format!("Bearer {merchant}");
+    let admin = format!("Bearer {}", services.admin);
+    let checks = format!("{}/api/checks/", services.producer);
+
+    let mut with_nul = receipt("nul-1");
+    with_nul["transaction_id"] = json!("ab\u{0}cd");
+    with_nul["note"] = json!({ "k\u{0}": "v\u{0}" });
+    let (status, body, _) = services
+        .call(Method::POST, &checks, Some(&merchant), Some(with_nul))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("invalid_characters")),
+        "{body}"
+    );
+    let fields: Vec<&str> = body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .filter_map(|detail| detail["field"].as_str())
+        .collect();
+    for field in ["transaction_id", "note.k\\u0000", "note.k\\u0000"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+    let raw_nul = br#"{"transaction_id": "raw\u0000", "items": "\u0000"}"#.to_vec();
+    let (status, _, _) = services
+        .call_raw(Method::POST, &checks, Some(&merchant), Some(raw_nul))
+        .await;
+    assert_eq!(status, 422);
+    let batch = json!([receipt("nul-2"), { "transaction_id": "x\u{0}" }]);
+    let (status, body, _) = services
+        .call(
+            Method::POST,
+            &format!("{checks}batch/"),
+            Some(&merchant),
+            Some(batch),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "accepted");
+    assert_eq!(body["results"][1]["status"], "rejected");
+
+    // Every attempt is in the receipt log, the NUL written as its escape.
+    let pool = services.pool.clone();
+    let logged: Vec<(Option<String>, String)> = tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use shared_models::schema::receipt_log;
+        let mut conn = pool.get().expect("connection");
+        receipt_log::table
+            .select((receipt_log::transaction_id, receipt_log::outcome))
+            .order(receipt_log::id)
+            .load(&mut conn)
+            .expect("log")
+    })
+    .await
+    .expect("log read");
+    let transaction_ids: Vec<Option<&str>> = logged.iter().map(|(id, _)| id.as_deref()).collect();
+    for expected in ["ab\\u0000cd", "raw\\u0000", "nul-2", "x\\u0000"] {
+        assert!(
+            transaction_ids.contains(&Some(expected)),
+            "{expected} logged: {logged:?}"
+        );
+    }
+
+    let tokens = format!("{}/api/tokens/", services.producer);
+    let (status, body, _) = services
+        .call(
+            Method::POST,
+            &tokens,
+            Some(&admin),
+            Some(json!({ "role": "analyst", "name": "n\u{0}" })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["details"][0]["field"].as_str()),
+        (422, Some("name")),
+        "{body}"
+    );
+    let (status, _, _) = services
+        .call(
+            Method::POST,
+            &tokens,
+            Some(&admin),
+            Some(json!({ "role": "analyst", "merchant_id": "m-1" })),
+        )
+        .await;
+    assert_eq!(status, 422, "an analyst token belongs to no merchant");
+
+    let consumer = &services.consumer;
+    for (url, expected) in [
+        (format!("{consumer}/api/places/?search=a%00b"), 400),
+        (format!("{consumer}/api/places/%00/"), 404),
+        (
+            format!("{consumer}/api/places/store-1/analytics/?category=%00"),
+            400,
+        ),
+        (format!("{consumer}/api/analytics/?place_id=%00"), 400),
+        (format!("{checks}%00/"), 404),
+        (format!("{checks}?status=%00"), 400),
+        (format!("{consumer}/api/analytics/?page=99999999999999999"), 400),
+        (format!("{consumer}/api/no-such-thing/"), 404),
+    ] {
+        let (status, body, _) = services.call(Method::GET, &url, Some(&merchant), None).await;
+        assert_eq!(status, expected, "{url}: {body}");
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{url}: {body}"
+        );
+    }
+
+    // An undeclared method on a declared path: 405 naming the methods it serves.
+    let response = services
+        .http
+        .patch(format!("{consumer}/api/places/"))
+        .header("authorization", &merchant)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(
+        response
+            .headers()
+            .get("allow")
+            .and_then(|value| value.to_str().ok()),
+        Some("GET")
+    );
+    let body: Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["error"], "method_not_allowed");
+    let response = services
+        .http
+        .put(&checks)
+        .header("authorization", &merchant)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 405);
+    let allow = response
+        .headers()
+        .get("allow")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 }

@@ -552,10 +552,42 @@ async fn analytics_match_an_independent_exact_computation_for_thousands_of_rando
     assert_eq!(one["total_purchases"], expected.purchases);
     assert_eq!(one["category_analytics"], expected.json()["category_analytics"]);
 
-    for bad in [
-        "from=yesterday",
-        "from=2024-03-02T00:00:00Z&to=2024-03-01T00:00:00Z",
-    ] {
+    // Analysts type dates: a date is midnight UTC, an empty parameter is absent, an inverted period is empty.
+    let (_, by_dates) = stack
+        .send(
+            stack.http.get(format!(
+                "{}/api/analytics/?from=2024-03-02&to=2024-03-03&category=&page=",
+                stack.consumer
+            )),
+            &admin,
+        )
+        .await;
+    let (_, by_instants) = stack
+        .send(
+            stack.http.get(format!(
+                "{}/api/analytics/?from=2024-03-02T00:00:00Z&to=2024-03-03T00:00:00Z",
+                stack.consumer
+            )),
+            &admin,
+        )
+        .await;
+    assert_eq!(by_dates["summary"], by_instants["summary"]);
+    assert!(by_dates["summary"]["total_purchases"].as_i64() > Some(0));
+    let (status, inverted) = stack
+        .send(
+            stack.http.get(format!(
+                "{}/api/analytics/?from=2024-03-02T00:00:00Z&to=2024-03-01T00:00:00Z",
+                stack.consumer
+            )),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        (status, inverted["summary"]["total_purchases"].clone()),
+        (200, json!(0))
+    );
+
+    for bad in ["from=yesterday", "to=2024-13-01", "from=2024-03-02T25:00:00Z"] {
         let (status, body) = stack
             .send(
                 stack.http.get(format!("{}/api/analytics/?{bad}", stack.consumer)),

@@ -166,6 +166,9 @@ async fn redelivered_receipts_are_stored_and_counted_once() {
     assert_eq!(name.as_deref(), Some("Place One"));
 }
 
+/// The consumer processes' session timeout: the shortest that tansu 0.6's rebalances settle with.
+const SESSION_TIMEOUT_MS: u64 = 20_000;
+
 /// A consumer process, killed (SIGKILL) when dropped.
 struct ConsumerProcess(std::process::Child);
 
@@ -178,6 +181,7 @@ impl Drop for ConsumerProcess {
 
 fn start_consumer_process(database_url: &str, kafka: &KafkaConfig, group: &str) -> ConsumerProcess {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env("KAFKA_SESSION_TIMEOUT_MS", SESSION_TIMEOUT_MS.to_string())
         .env("CONSUMER_ADDR", "127.0.0.1:0")
         .env("DATABASE_URL", database_url)
         .env("DATABASE_POOL_SIZE", "4")
@@ -277,4 +281,82 @@ async fn consumers_joining_and_dying_mid_stream_lose_nothing_and_count_nothing_t
         Some(rust_decimal::Decimal::from(2000)),
         "nothing counted twice"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_consumer_killed_and_restarted_gets_its_partitions_back() {
+    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
+        .await
+        .expect("database");
+    let kafka = support::kafka(4);
+    shared_models::kafka::ensure_topics(&kafka.kafka_brokers, &[(kafka.kafka_topic.as_str(), 4)])
+        .await
+        .expect("topic");
+    let producer: FutureProducer = shared_models::kafka::client_config(&kafka.kafka_brokers)
+        .create()
+        .expect("producer");
+    let produce = |range: std::ops::Range<usize>| {
+        let sends: Vec<_> = range
+            .map(|index| {
+                let mut envelope = envelope(&format!("k-{index}"));
+                envelope.receipt.place_id = format!("place-{}", index % 4);
+                let (producer, topic) = (producer.clone(), kafka.kafka_topic.clone());
+                async move {
+                    let key = envelope.receipt.place_id.clone();
+                    producer
+                        .send(
+                            FutureRecord::to(&topic).key(&key).payload(&envelope.to_json()),
+                            Duration::from_secs(10),
+                        )
+                        .await
+                        .map_err(|(error, _)| error)
+                        .expect("sent");
+                }
+            })
+            .collect();
+        futures::future::join_all(sends)
+    };
+    let stored = || {
+        let mut conn = pool.get().expect("connection");
+        receipts::table
+            .count()
+            .get_result::<i64>(&mut conn)
+            .expect("count")
+    };
+    let group = unique_name("group");
+    produce(0..600).await;
+    let first = start_consumer_process(&database_url, &kafka, &group);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored() < 100 {
+        assert!(Instant::now() < deadline, "the first process stored nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first); // SIGKILL, then started again as a supervisor would
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _restarted = start_consumer_process(&database_url, &kafka, &group);
+    produce(600..1000).await;
+    // The dead member's session, the rejoin watchdog's margin, and the time to catch up.
+    let deadline = Instant::now() + Duration::from_millis(SESSION_TIMEOUT_MS) + Duration::from_secs(40);
+    while stored() < 1000 {
+        if Instant::now() >= deadline {
+            let mut conn = pool.get().expect("connection");
+            let ids: Vec<String> = receipts::table
+                .select(receipts::transaction_id)
+                .load(&mut conn)
+                .expect("ids");
+            let missing: Vec<usize> = (0..1000).filter(|i| !ids.contains(&format!("k-{i}"))).collect();
+            let by_place: Vec<usize> = (0..4)
+                .map(|p| missing.iter().filter(|i| *i % 4 == p).count())
+                .collect();
+            panic!(
+                "{} of 1000 stored; missing by place {by_place:?}; first {:?} last {:?}",
+                stored(),
+                missing.first(),
+                missing.last()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stored(), 1000, "every receipt stored once");
 }

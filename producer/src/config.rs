@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use rust_decimal::Decimal;
-use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig};
+use shared_models::config::{AuthConfig, DatabaseConfig, HttpConfig, KafkaConfig};
 
 #[derive(Debug, Clone, Args)]
 pub struct ProducerConfig {
@@ -17,7 +17,11 @@ pub struct ProducerConfig {
     #[command(flatten)]
     pub kafka: KafkaConfig,
     #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
     pub auth: AuthConfig,
+    #[command(flatten)]
+    pub rate_limit: RateLimitConfig,
     /// An admin token to store (hashed) at start, for a fresh deployment's first requests.
     #[arg(long, env = "BOOTSTRAP_ADMIN_TOKEN", hide_env_values = true)]
     pub bootstrap_admin_token: Option<String>,
@@ -25,6 +29,21 @@ pub struct ProducerConfig {
     pub intake: IntakeConfig,
     #[command(flatten)]
     pub relay: RelayConfig,
+}
+
+/// The optional per-token rate limit (off by default).
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitConfig {
+    /// Requests per second each API token may make on average; 0 turns the limit off.
+    #[arg(
+        long = "rate-limit-per-second",
+        env = "RATE_LIMIT_PER_SECOND",
+        default_value_t = 0.0
+    )]
+    pub per_second: f64,
+    /// Requests a token may make at once above that rate.
+    #[arg(long = "rate-limit-burst", env = "RATE_LIMIT_BURST", default_value_t = 50)]
+    pub burst: u32,
 }
 
 /// Limits and rules of receipt intake.
@@ -59,10 +78,25 @@ pub struct RelayConfig {
     /// How long the relay waits for the broker's acknowledgement of a message, in milliseconds.
     #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 15000)]
     pub kafka_message_timeout_ms: u64,
+    /// How often the pipeline reconcile runs, in seconds.
+    #[arg(long, env = "RECONCILE_INTERVAL_SECONDS", default_value_t = 30)]
+    pub reconcile_interval_seconds: u64,
+    /// How long after publication a receipt must have reached the consumer before it is published again,
+    /// in seconds.
+    #[arg(long, env = "RECONCILE_GRACE_SECONDS", default_value_t = 120)]
+    pub reconcile_grace_seconds: u64,
 }
 
 impl RelayConfig {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.relay_poll_ms)
+    }
+
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs(self.reconcile_interval_seconds)
+    }
+
+    pub fn reconcile_grace(&self) -> Duration {
+        Duration::from_secs(self.reconcile_grace_seconds)
     }
 }

@@ -7,7 +7,8 @@ use paperclip::actix::Apiv2Schema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared_models::auth::{Principal, Role};
-use shared_models::http::FieldError;
+use shared_models::domain::text::{escape_nul, escape_nul_in_json};
+use shared_models::domain::FieldError;
 use shared_models::receipt::{Receipt, ReceiptEnvelope};
 use shared_models::schema::{accepted_receipts, outbox, places, receipt_log};
 
@@ -184,13 +185,14 @@ pub fn log_attempt(
     reasons: Option<Value>,
     rejected_body: Option<&str>,
 ) -> QueryResult<()> {
+    // Text from the client may hold U+0000, which PostgreSQL cannot store: it is logged escaped.
     diesel::insert_into(receipt_log::table)
         .values((
-            receipt_log::merchant_id.eq(merchant_id),
-            receipt_log::transaction_id.eq(transaction_id),
+            receipt_log::merchant_id.eq(merchant_id.map(|text| escape_nul(text).into_owned())),
+            receipt_log::transaction_id.eq(transaction_id.map(|text| escape_nul(text).into_owned())),
             receipt_log::outcome.eq(outcome),
-            receipt_log::reasons.eq(reasons),
-            receipt_log::rejected_body.eq(rejected_body),
+            receipt_log::reasons.eq(reasons.as_ref().map(escape_nul_in_json)),
+            receipt_log::rejected_body.eq(rejected_body.map(|text| escape_nul(text).into_owned())),
         ))
         .execute(conn)?;
     Ok(())

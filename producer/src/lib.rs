@@ -2,7 +2,6 @@
 //! through a transactional outbox.
 
 pub mod config;
-pub mod error;
 pub mod intake;
 pub mod relay;
 pub mod routes;

@@ -16,6 +16,7 @@ use shared_models::schema::outbox;
 use tokio::sync::watch;
 
 use crate::config::RelayConfig;
+use crate::startup::ProducerMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -25,6 +26,8 @@ pub enum RelayError {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("{failed} receipts not acknowledged by Kafka (the others were published): {error}")]
+    NotAcknowledged { failed: usize, error: String },
 }
 
 /// Builds the idempotent Kafka producer the relay publishes with.
@@ -54,6 +57,7 @@ pub fn publish_batch(
     limit: i64,
 ) -> Result<usize, RelayError> {
     let mut conn = pool.get()?;
+    let mut failed = 0;
     conn.transaction(|conn| {
         let rows: Vec<(i64, String, String)> = outbox::table
             .filter(outbox::published_at.is_null())
@@ -64,7 +68,7 @@ pub fn publish_batch(
             .skip_locked()
             .load(conn)?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok((0, None));
         }
         let headers = || {
             OwnedHeaders::new().insert(Header {
@@ -98,7 +102,10 @@ pub fn publish_batch(
             };
             match outcome {
                 Ok(()) => ids.push(*id),
-                Err(error) => failure = failure.or(Some((*id, error))),
+                Err(error) => {
+                    failed += 1;
+                    failure = failure.or(Some((*id, error)));
+                }
             }
         }
         let now = Utc::now();
@@ -115,8 +122,7 @@ pub fn publish_batch(
         .bind::<diesel::sql_types::Timestamptz, _>(now)
         .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(&ids)
         .execute(conn)?;
-        if let Some((id, error)) = failure {
-            log::warn!("outbox row {id} not acknowledged by Kafka: {error}");
+        if let Some((id, error)) = &failure {
             diesel::update(outbox::table.filter(outbox::id.eq(id)))
                 .set((
                     outbox::attempts.eq(outbox::attempts + 1),
@@ -124,23 +130,59 @@ pub fn publish_batch(
                 ))
                 .execute(conn)?;
         }
-        Ok(ids.len())
+        Ok::<_, RelayError>((ids.len(), failure))
+    })
+    .and_then(|(published, failure)| match failure {
+        // The acknowledged rows are marked published (committed above); the others wait for the next try.
+        None => Ok(published),
+        Some((_, error)) => Err(RelayError::NotAcknowledged { failed, error }),
     })
 }
 
-/// Runs the relay until `shutdown` turns true: drains the outbox, sleeps when it is empty, and backs off
-/// exponentially (up to 30 s) while the broker or the database is unavailable.
+/// One reconcile pass, logged and counted; a failure is logged and tried again at the next pass.
+async fn run_reconcile(pool: &PgPool, grace: Duration, metrics: &ProducerMetrics) {
+    let pool = pool.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<Reconciled, RelayError> {
+        let mut conn = pool.get()?;
+        reconcile(&mut conn, grace)
+    })
+    .await;
+    match result {
+        Ok(Ok(reconciled)) => {
+            metrics.outbox_replays.inc_by(reconciled.replayed as u64);
+            metrics.unconsumed_receipts.set(reconciled.replayed as i64);
+            if reconciled.replayed > 0 {
+                log::warn!(
+                    "{} accepted receipts had not reached the consumer {grace:?} after publication: published again",
+                    reconciled.replayed
+                );
+            }
+        }
+        Ok(Err(error)) => log::warn!("pipeline reconcile failed: {error}; trying again later"),
+        Err(error) => log::error!("pipeline reconcile task failed: {error}"),
+    }
+}
+
+/// Runs the relay until `shutdown` turns true: drains the outbox, sleeps when it is empty, backs off
+/// exponentially (up to 30 s) while the broker or the database is unavailable (re-creating the topic when
+/// the broker comes back without it), and reconciles the pipeline every `RECONCILE_INTERVAL_SECONDS`.
 pub async fn run(
     pool: PgPool,
     brokers: String,
     topic: String,
     partitions: i32,
     config: RelayConfig,
+    metrics: ProducerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(250);
     let mut producer = None;
+    let mut reconciled_at = tokio::time::Instant::now();
     while !*shutdown.borrow() {
+        if reconciled_at.elapsed() >= config.reconcile_interval() {
+            reconciled_at = tokio::time::Instant::now();
+            run_reconcile(&pool, config.reconcile_grace(), &metrics).await;
+        }
         let ready = match &producer {
             Some(_) => Ok(()),
             None => match kafka::ensure_topics(&brokers, &[(topic.as_str(), partitions)]).await {
@@ -148,7 +190,7 @@ pub async fn run(
                 Err(error) => Err(RelayError::Kafka(error)),
             },
         };
-        let Some(producer) = producer.as_mut().filter(|_| ready.is_ok()) else {
+        let Some(active) = producer.clone().filter(|_| ready.is_ok()) else {
             if let Err(error) = ready {
                 log::warn!("outbox relay cannot reach Kafka yet: {error}; retrying in {backoff:?}");
             }
@@ -159,10 +201,11 @@ pub async fn run(
             backoff = (backoff * 2).min(Duration::from_secs(30));
             continue;
         };
-        let (pool_, producer_, topic_) = (pool.clone(), producer.clone(), topic.clone());
+        let mut stale_producer = false;
+        let (pool_, topic_) = (pool.clone(), topic.clone());
         let limit = config.relay_batch_size;
         let result =
-            tokio::task::spawn_blocking(move || publish_batch(&pool_, &producer_, &topic_, limit)).await;
+            tokio::task::spawn_blocking(move || publish_batch(&pool_, &active, &topic_, limit)).await;
         let pause = match result {
             Ok(Ok(count)) if count as i64 >= limit => {
                 backoff = Duration::from_millis(250);
@@ -177,12 +220,9 @@ pub async fn run(
             }
             Ok(Err(error)) => {
                 log::warn!("outbox relay: {error}; retrying in {backoff:?}");
-                if let Some(fatal) = producer.client().fatal_error() {
-                    log::error!("Kafka producer failed for good ({fatal:?}); building a new one");
-                    *producer = match build_producer(&brokers, &config) {
-                        Ok(fresh) => fresh,
-                        Err(_) => producer.clone(),
-                    };
+                if matches!(error, RelayError::Kafka(_) | RelayError::NotAcknowledged { .. }) {
+                    // A broker that came back empty has lost the topic: make sure of it, with a new producer.
+                    stale_producer = true;
                 }
                 let pause = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -193,6 +233,9 @@ pub async fn run(
                 backoff
             }
         };
+        if stale_producer {
+            producer = None;
+        }
         if !pause.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -211,11 +254,44 @@ pub async fn run(
 /// published twice is stored once. Returns how many rows were re-queued.
 pub fn replay_unconsumed(pool: &PgPool) -> Result<usize, RelayError> {
     let mut conn = pool.get()?;
-    Ok(diesel::sql_query(
-        "UPDATE outbox o SET published_at = NULL
-         WHERE o.published_at IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM receipts r
+    Ok(reconcile(&mut conn, Duration::ZERO)?.replayed)
+}
+
+/// What one reconcile pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Published rows whose receipt the consumer has stored: done, and deleted from the outbox.
+    pub confirmed: usize,
+    /// Published rows whose receipt is still missing after the grace period: queued for publication again.
+    pub replayed: usize,
+}
+
+/// The pipeline reconcile: a published receipt that the consumer has stored is done (its outbox row is
+/// deleted); one that is still missing `grace` after publication (twice as long after each replay, up to 64
+/// times) was lost on the way, by a broker that lost its messages or a consumer that skipped them, and is
+/// published again. Safe to run in several replicas at once.
+pub fn reconcile(conn: &mut PgConnection, grace: Duration) -> Result<Reconciled, RelayError> {
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    conn.transaction(|conn| {
+        let confirmed = diesel::sql_query(
+            "DELETE FROM outbox o
+             WHERE o.published_at < now() - make_interval(secs => $1::float8 / 1000)
+               AND EXISTS (SELECT 1 FROM receipts r
                            WHERE r.merchant_id = o.merchant_id AND r.transaction_id = o.transaction_id)",
-    )
-    .execute(&mut conn)?)
+        )
+        .bind::<diesel::sql_types::Int8, _>(grace_ms)
+        .execute(conn)?;
+        let replayed = diesel::sql_query(
+            "UPDATE outbox o SET published_at = NULL, replays = o.replays + 1
+             WHERE o.id IN (
+               SELECT id FROM outbox s
+               WHERE s.published_at < now() - make_interval(secs => $1::float8 / 1000 * (1 << least(s.replays, 6)))
+                 AND NOT EXISTS (SELECT 1 FROM receipts r
+                                 WHERE r.merchant_id = s.merchant_id AND r.transaction_id = s.transaction_id)
+               FOR UPDATE SKIP LOCKED)",
+        )
+        .bind::<diesel::sql_types::Int8, _>(grace_ms)
+        .execute(conn)?;
+        Ok(Reconciled { confirmed, replayed })
+    })
 }

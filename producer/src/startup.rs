@@ -4,14 +4,15 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use chrono::TimeDelta;
-use prometheus::{IntCounterVec, IntGauge, Opts};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 use shared_models::auth;
 use shared_models::db::{self, PgPool};
-use shared_models::http::{self, AuthState, HttpMetrics};
-use shared_models::openapi;
+use shared_models::web::auth::AuthState;
+use shared_models::web::observe::HttpMetrics;
+use shared_models::web::rate_limit::RateLimiter;
+use shared_models::web::service::{self, ApiService};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -25,6 +26,10 @@ use crate::validation::Rules;
 pub struct ProducerMetrics {
     pub receipts: IntCounterVec,
     pub outbox_backlog: IntGauge,
+    /// Published receipts the consumer had not stored after the grace period, at the last reconcile.
+    pub unconsumed_receipts: IntGauge,
+    /// Receipts published again by the reconcile.
+    pub outbox_replays: IntCounter,
 }
 
 impl ProducerMetrics {
@@ -40,16 +45,37 @@ impl ProducerMetrics {
             "outbox_backlog",
             "Accepted receipts not yet acknowledged by Kafka",
         )?;
+        let unconsumed_receipts = IntGauge::new(
+            "unconsumed_receipts",
+            "Published receipts the consumer had not stored after the grace period, at the last reconcile",
+        )?;
+        let outbox_replays = IntCounter::new(
+            "outbox_replays_total",
+            "Receipts published again because the consumer had not stored them after the grace period",
+        )?;
         registry.register(Box::new(receipts.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
+        registry.register(Box::new(unconsumed_receipts.clone()))?;
+        registry.register(Box::new(outbox_replays.clone()))?;
         Ok(ProducerMetrics {
             receipts,
             outbox_backlog,
+            unconsumed_receipts,
+            outbox_replays,
         })
     }
 }
 
-const API_TITLE: &str = "Receipts producer";
+const API: ApiService = ApiService {
+    title: "Receipts producer",
+    description: API_DESCRIPTION,
+    routes: routes::api_routes,
+    refinements: &[
+        crate::validation::refine_document,
+        routes::tokens::NewToken::refine_document,
+    ],
+};
+
 const API_DESCRIPTION: &str =
     "Receipt intake: merchants submit purchase receipts, which are validated, logged and \
 handed to Kafka through a transactional outbox, and read back their status and the log of every attempt. \
@@ -114,6 +140,7 @@ impl Application {
             .port();
 
         let http_metrics = HttpMetrics::new("producer")?;
+        let metrics = ProducerMetrics::register(&http_metrics.registry)?;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             rules: Rules {
@@ -123,29 +150,32 @@ impl Application {
             },
             intake: config.intake.clone(),
             kafka_brokers: config.kafka.kafka_brokers.clone(),
-            metrics: ProducerMetrics::register(&http_metrics.registry)?,
+            metrics: metrics.clone(),
         });
         let auth_state = web::Data::new(AuthState::new(
             pool.clone(),
             Duration::from_secs(config.auth.token_cache_seconds),
         ));
         let http_metrics = web::Data::new(http_metrics);
+        let rate_limiter =
+            RateLimiter::new(config.rate_limit.per_second, config.rate_limit.burst).map(web::Data::new);
 
-        let server = HttpServer::new(move || {
-            openapi::with_documents(App::new(), API_TITLE, API_DESCRIPTION, routes::api_routes())
-                .wrap(from_fn(http::observe_requests))
-                .wrap(http::access_log())
-                .app_data(state.clone())
-                .app_data(auth_state.clone())
-                .app_data(http_metrics.clone())
-                .route("/health", web::get().to(http::health))
-                .route("/ready", web::get().to(ops::ready))
-                .route("/metrics", web::get().to(ops::metrics))
-        })
-        .listen(listener)
-        .map_err(|error| StartupError::Bind(config.addr.clone(), error))?
-        .shutdown_timeout(20)
-        .run();
+        let server = service::serve(
+            listener,
+            API,
+            &config.http,
+            auth_state,
+            http_metrics,
+            move |app| {
+                app.app_data(state.clone())
+                    .route("/ready", web::get().to(ops::ready))
+                    .route("/metrics", web::get().to(ops::metrics));
+                if let Some(limiter) = &rate_limiter {
+                    app.app_data(limiter.clone());
+                }
+            },
+        )
+        .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
 
         let (stop_relay, relay_stopped) = watch::channel(false);
         let relay = tokio::spawn(relay::run(
@@ -154,6 +184,7 @@ impl Application {
             config.kafka.kafka_topic.clone(),
             config.kafka.kafka_partitions,
             config.relay.clone(),
+            metrics,
             relay_stopped,
         ));
         Ok(Application {

@@ -13,7 +13,7 @@ use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig};
 use shared_models::db::PgPool;
 use shared_models::receipt::ReceiptEnvelope;
 use shared_models::schema::{outbox, receipt_log};
-use shared_models::testing::{fresh_database, service_url, unique_name};
+use shared_models::testing::{defaults, fresh_database, service_url, unique_name};
 
 struct Producer {
     url: String,
@@ -41,9 +41,11 @@ async fn spawn_producer(brokers: &str) -> Producer {
             kafka_topic: topic.clone(),
             kafka_partitions: 2,
         },
+        http: defaults(),
         auth: AuthConfig {
             token_cache_seconds: 30,
         },
+        rate_limit: defaults(),
         bootstrap_admin_token: Some(admin.clone()),
         intake: IntakeConfig {
             max_body_bytes: 64 * 1024,
@@ -56,6 +58,8 @@ async fn spawn_producer(brokers: &str) -> Producer {
             relay_batch_size: 50,
             relay_poll_ms: 50,
             kafka_message_timeout_ms: 5000,
+            reconcile_interval_seconds: 30,
+            reconcile_grace_seconds: 120,
         },
     })
     .await

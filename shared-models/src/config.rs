@@ -63,3 +63,18 @@ pub struct AuthConfig {
     #[arg(long, env = "TOKEN_CACHE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=60))]
     pub token_cache_seconds: u64,
 }
+
+/// Limits of the HTTP servers.
+#[derive(Debug, Clone, Args)]
+pub struct HttpConfig {
+    /// How long a client has to send a request's head, and then its body, in seconds (408 after it).
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = HttpConfig::DEFAULT_REQUEST_TIMEOUT_SECONDS)]
+    pub request_timeout_seconds: u64,
+    /// How long an idle keep-alive connection stays open, in seconds.
+    #[arg(long, env = "HTTP_KEEP_ALIVE_SECONDS", default_value_t = 30)]
+    pub keep_alive_seconds: u64,
+}
+
+impl HttpConfig {
+    pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 10;
+}

@@ -1,7 +1,9 @@
 //! Analytics job payloads (enqueued by the consumer and admins, run by the worker) and their admin-visible
 //! state in the `jobs` table.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
+
+use crate::domain::time::start_of_hour;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -22,11 +24,6 @@ impl HourBucket {
             hour: start_of_hour(instant),
         }
     }
-}
-
-/// The start of the hour that contains `instant`.
-pub fn start_of_hour(instant: DateTime<Utc>) -> DateTime<Utc> {
-    instant.duration_trunc(TimeDelta::hours(1)).unwrap_or(instant)
 }
 
 /// What a recompute job does.
@@ -114,6 +111,22 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<JobRecord>>
         .select(JobRecord::as_select())
         .first(conn)
         .optional()
+}
+
+/// Jobs not finished yet (queued, running or retrying), oldest first, as they were queued.
+pub fn unfinished(conn: &mut PgConnection) -> QueryResult<Vec<AnalyticsJob>> {
+    let rows: Vec<(Uuid, serde_json::Value)> = jobs::table
+        .filter(jobs::status.eq_any(["queued", "running", "retrying"]))
+        .order(jobs::created_at.asc())
+        .select((jobs::id, jobs::payload))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(job_id, payload)| {
+            let work = serde_json::from_value(payload).ok()?;
+            Some(AnalyticsJob { job_id, work })
+        })
+        .collect())
 }
 
 /// Jobs in one status, newest first.

@@ -17,11 +17,14 @@ pub fn client_config(brokers: &str) -> ClientConfig {
 }
 
 /// Creates the topics if they are missing. An existing topic is left as it is.
-pub async fn ensure_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), rdkafka::error::KafkaError> {
+pub async fn ensure_topics<S: AsRef<str>>(
+    brokers: &str,
+    topics: &[(S, i32)],
+) -> Result<(), rdkafka::error::KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .map(|(name, partitions)| NewTopic::new(name.as_ref(), *partitions, TopicReplication::Fixed(1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new_topics, &options).await? {

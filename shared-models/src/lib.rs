@@ -5,18 +5,17 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod jobs;
 pub mod money;
 pub mod receipt;
 pub mod schema;
 
-#[cfg(feature = "http")]
-pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
-#[cfg(feature = "http")]
-pub mod openapi;
 #[cfg(feature = "queue")]
 pub mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "http")]
+pub mod web;

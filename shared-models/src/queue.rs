@@ -43,3 +43,35 @@ pub async fn enqueue(queue: &mut AnalyticsQueue, job: AnalyticsJob) -> Result<()
         .await
         .map_err(|error| QueueError::Push(error.to_string()))
 }
+
+/// The key that tells a worker this Redis still holds the queue it filled.
+fn sentinel_key(queue_name: &str) -> String {
+    format!("{queue_name}:sentinel")
+}
+
+/// Marks the queue as known to this Redis and says whether the mark was missing: the Redis is new, or it
+/// lost its data, and jobs that PostgreSQL records as pending must be queued again.
+pub async fn claim_fresh(redis_url: &str, queue_name: &str) -> Result<bool, QueueError> {
+    let client = redis::Client::open(redis_url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let set: Option<String> = redis::cmd("SET")
+        .arg(sentinel_key(queue_name))
+        .arg(chrono::Utc::now().to_rfc3339())
+        .arg("NX")
+        .query_async(&mut conn)
+        .await?;
+    Ok(set.is_some())
+}
+
+/// Checks that Redis answers, within two seconds.
+pub async fn ping(redis_url: &str) -> Result<(), QueueError> {
+    let ping = async {
+        let client = redis::Client::open(redis_url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(result) => result.map(|_| ()).map_err(QueueError::from),
+        Err(_) => Err(QueueError::Push("Redis did not answer within 2 s".into())),
+    }
+}

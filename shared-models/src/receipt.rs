@@ -3,12 +3,13 @@
 //! Every amount is an exact decimal, serialised as a string so that no reader can turn it into binary
 //! floating point on the way.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::domain::text::normalise_category;
 use crate::money::round_cents;
 
 /// Version of the envelope's JSON shape; also sent in the `schema-version` Kafka header.
@@ -17,20 +18,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
 /// Name of the Kafka header that carries the reason a message went to the dead-letter topic.
 pub const DLQ_REASON_HEADER: &str = "dlq-reason";
-
-/// Parses a timestamp in RFC 3339 or ISO 8601; one without an offset is UTC.
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .map(|time| time.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                .ok()
-                .map(|naive| naive.and_utc())
-        })
-}
 
 /// One line of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,11 +44,6 @@ impl LineItem {
     pub fn category_key(&self) -> String {
         normalise_category(&self.category)
     }
-}
-
-/// Trims and lower-cases a category name.
-pub fn normalise_category(category: &str) -> String {
-    category.trim().to_lowercase()
 }
 
 /// A validated receipt. Decimals are normalised (no trailing zeros) and the timestamp is in UTC, so two

@@ -42,6 +42,7 @@ diesel::table! {
         buckets -> Int8,
         started_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        job_id -> Nullable<Uuid>,
     }
 }
 
@@ -70,6 +71,7 @@ diesel::table! {
         published_at -> Nullable<Timestamptz>,
         attempts -> Int4,
         last_error -> Nullable<Text>,
+        replays -> Int4,
     }
 }
 

@@ -32,3 +32,14 @@ pub fn fresh_database() -> (String, PgPool) {
     db::run_migrations(&pool).expect("migrate the test database");
     (url, pool)
 }
+
+#[derive(clap::Parser)]
+struct Defaults<T: clap::Args> {
+    #[command(flatten)]
+    inner: T,
+}
+
+/// A configuration section with every value at its default (as a service started with no variables set).
+pub fn defaults<T: clap::Args>() -> T {
+    <Defaults<T> as clap::Parser>::parse_from(["test"]).inner
+}

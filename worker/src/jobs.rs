@@ -4,7 +4,9 @@
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
-use shared_models::db::PgPool;
+use std::time::Duration;
+
+use shared_models::db::{self, PgPool};
 use shared_models::jobs::{AnalyticsJob, AnalyticsWork};
 use shared_models::schema::{hourly_runs, jobs, places};
 
@@ -31,16 +33,23 @@ pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, Job
     match &job.work {
         AnalyticsWork::Buckets { buckets } => Ok(rollups::recompute(conn, buckets)?),
         AnalyticsWork::HourlyReconcile { slot, lookback_hours } => {
-            diesel::insert_into(hourly_runs::table)
-                .values((
-                    hourly_runs::slot.eq(slot),
-                    hourly_runs::runs.eq(1),
-                    hourly_runs::started_at.eq(Utc::now()),
-                ))
-                .on_conflict(hourly_runs::slot)
-                .do_update()
-                .set(hourly_runs::runs.eq(hourly_runs::runs + 1))
-                .execute(conn)?;
+            // Once per slot, whatever the queue remembers: the slot is claimed in PostgreSQL, and only a
+            // retry of the job that claimed it (its replica died mid-way) may run it again.
+            let claimed = diesel::sql_query(
+                "INSERT INTO hourly_runs (slot, runs, buckets, started_at, job_id) VALUES ($1, 1, 0, now(), $2)
+                 ON CONFLICT (slot) DO UPDATE SET runs = hourly_runs.runs + 1, started_at = now()
+                 WHERE hourly_runs.job_id = excluded.job_id AND hourly_runs.finished_at IS NULL",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(slot)
+            .bind::<diesel::sql_types::Uuid, _>(job.job_id)
+            .execute(conn)?;
+            if claimed == 0 {
+                log::info!(
+                    "hourly slot {slot} already ran; job {} has nothing to do",
+                    job.job_id
+                );
+                return Ok(0);
+            }
             let since = *slot - TimeDelta::hours(i64::from(*lookback_hours));
             let buckets = rollups::stored_since(conn, since)?;
             let count = rollups::recompute(conn, &buckets)?;
@@ -105,6 +114,25 @@ fn mark(
     Ok(())
 }
 
+/// Waits, with back-off, until PostgreSQL answers (for at most ten minutes), so that a job does not spend
+/// its attempts while the database is away: an outage delays recomputes, it does not fail them.
+async fn wait_for_database(pool: &PgPool) {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(600);
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let probe = pool.clone();
+        match tokio::task::spawn_blocking(move || db::ping(&probe)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) if tokio::time::Instant::now() < give_up => {
+                log::warn!("PostgreSQL is unreachable ({error}); the job waits {delay:?}");
+            }
+            _ => return,
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(15));
+    }
+}
+
 /// The apalis handler. Errors that retrying cannot fix abort at once; others are retried with back-off,
 /// and the last failure is kept as `failed` with its error.
 pub async fn handle(
@@ -115,6 +143,7 @@ pub async fn handle(
 ) -> Result<usize, BoxDynError> {
     let attempt = attempt.current().max(1);
     let pool = (*pool).clone();
+    wait_for_database(&pool).await;
     let MaxAttempts(max_attempts) = *max_attempts;
     let task_job = job.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<usize, JobError> {

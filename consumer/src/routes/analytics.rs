@@ -5,18 +5,32 @@ use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
+use paperclip::v2::models::DefaultParameterRaw;
 use serde::{Deserialize, Serialize};
-use shared_models::http::{Admins, Caller, PageRequest};
+use shared_models::domain::text::{text_problem, NOT_BLANK};
+use shared_models::domain::FieldError;
 use shared_models::jobs::{self, AnalyticsJob, AnalyticsWork};
-use shared_models::openapi::{ApiQuery, JsonBody, Replies, Reply, RequestBody};
 use shared_models::queue;
 use shared_models::schema::{jobs as job_table, places};
+use shared_models::web::auth::{Admins, Caller, Readers};
+use shared_models::web::extract::{
+    document_period, ApiQuery, JsonBody, QueryParameters, Replies, Reply, RequestBody,
+};
+use shared_models::web::openapi::refine_property;
+use shared_models::web::paging::PageRequest;
+use shared_models::web::{with_db, ApiError};
 use uuid::Uuid;
 
 use crate::analytics::{self, AnalyticsBody, Period, Scope};
-use crate::error::ApiError;
-use crate::routes::{parse_period, with_db, Readers};
+use crate::routes::parse_period;
 use crate::startup::AppState;
+
+impl QueryParameters for AnalyticsQuery {
+    fn document(parameter: &mut DefaultParameterRaw) {
+        PageRequest::document(parameter);
+        document_period(parameter);
+    }
+}
 
 /// The period, filters and page of the analytics overview.
 #[derive(Debug, Deserialize, Apiv2Schema)]
@@ -76,17 +90,17 @@ pub async fn overview(
     let principal = caller.principal();
     let query = query.0;
     let period = parse_period(query.from.as_deref(), query.to.as_deref())?;
-    let page = PageRequest::new(query.page, query.page_size).map_err(ApiError::BadRequest)?;
+    let page = PageRequest::new(query.page, query.page_size)?;
     let scope = Scope {
         merchant_id: principal.merchant_scope().map(str::to_owned),
         place_id: query.place_id.clone(),
         category: query
             .category
             .as_deref()
-            .map(shared_models::receipt::normalise_category),
+            .map(shared_models::domain::text::normalise_category),
         places: None,
     };
-    let (count, summary, results, computed_at) = with_db(&state, move |conn| {
+    let (count, summary, results, computed_at) = with_db(&state.pool, move |conn| {
         let in_scope = || {
             let mut query = places::table.into_boxed();
             if let Some(merchant) = &scope.merchant_id {
@@ -146,7 +160,27 @@ pub struct RecomputeRequest {
 
 impl RequestBody for RecomputeRequest {
     const REQUIRED: bool = false;
-    const REJECTIONS: &'static [(u16, &'static str)] = &[];
+    const REJECTIONS: &'static [(u16, &'static str)] = &[(
+        422,
+        "`validation_failed`: `place_id` is empty, longer than 64 characters or holds control characters",
+    )];
+}
+
+/// Longest place id, as receipts name them.
+const PLACE_ID_MAX: usize = 64;
+
+impl RecomputeRequest {
+    /// States the limits of `place_id` in the OpenAPI document.
+    pub fn refine_document(document: &mut serde_json::Value) {
+        refine_property(
+            document,
+            "RecomputeRequest",
+            "place_id",
+            serde_json::json!({
+                "minLength": 1, "maxLength": PLACE_ID_MAX, "pattern": NOT_BLANK, "nullable": true
+            }),
+        );
+    }
 }
 
 /// A queued recompute job.
@@ -175,25 +209,36 @@ pub async fn recompute(
     state: web::Data<AppState>,
 ) -> Result<Reply<RecomputeQueued>, ApiError> {
     let request = body.parse(RECOMPUTE_BODY_LIMIT).await?;
+    if let Some((code, message)) = request
+        .place_id
+        .as_deref()
+        .and_then(|place_id| text_problem(place_id, 1, PLACE_ID_MAX))
+    {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "place_id", code, message,
+        )]));
+    }
     let job = AnalyticsJob::new(AnalyticsWork::Rebuild {
         place_id: request.place_id,
     });
     let record = job.clone();
-    with_db(&state, move |conn| Ok(jobs::record_queued(conn, &record)?)).await?;
-    let mut analytics_queue = queue::connect(&state.redis_url, &state.queue_name)
-        .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    with_db(&state.pool, move |conn| Ok(jobs::record_queued(conn, &record)?)).await?;
     let job_id = job.job_id;
-    if let Err(error) = queue::enqueue(&mut analytics_queue, job).await {
+    let enqueued = async {
+        let mut analytics_queue = queue::connect(&state.redis_url, &state.queue_name).await?;
+        queue::enqueue(&mut analytics_queue, job).await
+    }
+    .await;
+    if let Err(error) = enqueued {
         let message = error.to_string();
-        with_db(&state, move |conn| {
+        with_db(&state.pool, move |conn| {
             diesel::update(job_table::table.find(job_id))
                 .set((job_table::status.eq("failed"), job_table::last_error.eq(message)))
                 .execute(conn)?;
             Ok(())
         })
         .await?;
-        return Err(ApiError::Unavailable(error.to_string()));
+        return Err(ApiError::Unavailable("the job queue", Box::new(error)));
     }
     Ok(Reply::new(
         StatusCode::ACCEPTED,

@@ -2,14 +2,14 @@
 
 use actix_web::web;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
+use paperclip::v2::models::DefaultParameterRaw;
 use serde::{Deserialize, Serialize};
-use shared_models::http::{Admins, Caller};
 use shared_models::jobs::{self, JobRecord};
-use shared_models::openapi::{ApiQuery, ResourceId};
+use shared_models::web::auth::{Admins, Caller};
+use shared_models::web::extract::{ApiQuery, QueryParameters, ResourceId};
+use shared_models::web::{with_db, ApiError};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::routes::with_db;
 use crate::startup::AppState;
 
 /// A recompute job's state.
@@ -22,7 +22,7 @@ pub async fn detail(
     state: web::Data<AppState>,
 ) -> Result<web::Json<JobRecord>, ApiError> {
     let id = Uuid::parse_str(&id.0).map_err(|_| ApiError::NotFound(format!("no job {}", id.0)))?;
-    let job = with_db(&state, move |conn| Ok(jobs::find(conn, id)?)).await?;
+    let job = with_db(&state.pool, move |conn| Ok(jobs::find(conn, id)?)).await?;
     job.map(web::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
 }
@@ -32,6 +32,17 @@ pub async fn detail(
 pub struct ListQuery {
     /// `queued`, `running`, `retrying`, `done` or `failed` (the default).
     status: Option<String>,
+}
+
+/// The states a job can be in.
+const JOB_STATUSES: [&str; 5] = ["queued", "running", "retrying", "done", "failed"];
+
+impl QueryParameters for ListQuery {
+    fn document(parameter: &mut DefaultParameterRaw) {
+        if parameter.name == "status" {
+            parameter.enum_ = JOB_STATUSES.iter().map(|status| (*status).into()).collect();
+        }
+    }
 }
 
 /// Jobs in one status, newest first.
@@ -51,12 +62,16 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<web::Json<JobList>, ApiError> {
     let status = query.0.status.unwrap_or_else(|| "failed".into());
-    if !["queued", "running", "retrying", "done", "failed"].contains(&status.as_str()) {
-        return Err(ApiError::BadRequest(
-            "status must be queued, running, retrying, done or failed".into(),
-        ));
+    if !JOB_STATUSES.contains(&status.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "status must be one of {}",
+            JOB_STATUSES.join(", ")
+        )));
     }
-    let rows = with_db(&state, move |conn| Ok(jobs::list_by_status(conn, &status, 500)?)).await?;
+    let rows = with_db(&state.pool, move |conn| {
+        Ok(jobs::list_by_status(conn, &status, 500)?)
+    })
+    .await?;
     Ok(web::Json(JobList {
         count: rows.len(),
         results: rows,

@@ -6,47 +6,19 @@ pub mod ops;
 pub mod places;
 
 use actix_web::http::Method;
-use actix_web::web;
-use diesel::PgConnection;
-use shared_models::auth::Role;
-use shared_models::http::{query_instant, Access, AccessRule, ApiRoute};
+use shared_models::web::extract::query_instant;
+use shared_models::web::routes::ApiRoute;
+use shared_models::web::ApiError;
 
 use crate::analytics::Period;
-use crate::error::ApiError;
-use crate::startup::AppState;
 
-/// Runs blocking diesel work on actix's blocking pool.
-pub async fn with_db<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
-{
-    shared_models::http::with_db(&state.pool, work).await
-}
-
-/// `from` (inclusive) and `to` (exclusive) from the query string: 400 when unparsable or inverted.
+/// `from` (inclusive) and `to` (exclusive) from the query string: 400 when unparsable. A period whose end
+/// comes before its start holds nothing, so its figures are zeros.
 pub fn parse_period(from: Option<&str>, to: Option<&str>) -> Result<Period, ApiError> {
-    let period = Period {
-        from: query_instant("from", from).map_err(ApiError::BadRequest)?,
-        to: query_instant("to", to).map_err(ApiError::BadRequest)?,
-    };
-    if let (Some(from), Some(to)) = (period.from, period.to) {
-        if from > to {
-            return Err(ApiError::BadRequest("from must not be later than to".into()));
-        }
-    }
-    Ok(period)
-}
-
-/// Places and analytics: every role; a merchant sees its own places only.
-#[derive(Debug)]
-pub struct Readers;
-
-impl AccessRule for Readers {
-    const ACCESS: Access = Access {
-        roles: &Role::ALL,
-        merchant_scoped: true,
-    };
+    Ok(Period {
+        from: query_instant("from", from)?,
+        to: query_instant("to", to)?,
+    })
 }
 
 /// Every `/api/` endpoint of the consumer; who may call each is its handler's `Caller` rule.

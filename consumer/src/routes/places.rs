@@ -4,15 +4,17 @@ use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
+use paperclip::v2::models::DefaultParameterRaw;
 use serde::{Deserialize, Serialize};
 use shared_models::auth::Principal;
-use shared_models::http::{Caller, PageRequest};
-use shared_models::openapi::{ApiQuery, ResourceId};
 use shared_models::schema::places;
+use shared_models::web::auth::{Caller, Readers};
+use shared_models::web::extract::{document_period, ApiQuery, QueryParameters, ResourceId};
+use shared_models::web::paging::PageRequest;
+use shared_models::web::{with_db, ApiError};
 
 use crate::analytics::{self, AnalyticsBody, Period, Scope};
-use crate::error::ApiError;
-use crate::routes::{parse_period, with_db, Readers};
+use crate::routes::parse_period;
 use crate::startup::AppState;
 
 /// A place (a shop, a till) and its purchase counters.
@@ -42,6 +44,8 @@ pub struct ListQuery {
     /// Places per page, 1-500 (default 50).
     page_size: Option<i64>,
 }
+
+impl QueryParameters for ListQuery {}
 
 /// A page of places, ordered by id.
 #[derive(Debug, Serialize, Apiv2Schema)]
@@ -82,10 +86,10 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<web::Json<PlacePage>, ApiError> {
     let query = query.0;
-    let page = PageRequest::new(query.page, query.page_size).map_err(ApiError::BadRequest)?;
+    let page = PageRequest::new(query.page, query.page_size)?;
     let merchant = caller.principal().merchant_scope().map(str::to_owned);
     let search = query.search.clone().filter(|text| !text.trim().is_empty());
-    let (count, rows) = with_db(&state, move |conn| {
+    let (count, rows) = with_db(&state.pool, move |conn| {
         let filtered = || {
             let mut query = places::table.into_boxed();
             if let Some(merchant) = &merchant {
@@ -135,7 +139,10 @@ pub async fn detail(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Place>, ApiError> {
     let principal = caller.into_principal();
-    let place = with_db(&state, move |conn| visible_place(conn, &principal, &place_id.0)).await?;
+    let place = with_db(&state.pool, move |conn| {
+        visible_place(conn, &principal, &place_id.0)
+    })
+    .await?;
     Ok(web::Json(place))
 }
 
@@ -148,6 +155,12 @@ pub struct PeriodQuery {
     to: Option<String>,
     /// Only this category (any case).
     category: Option<String>,
+}
+
+impl QueryParameters for PeriodQuery {
+    fn document(parameter: &mut DefaultParameterRaw) {
+        document_period(parameter);
+    }
 }
 
 /// A place's analytics over a period.
@@ -182,8 +195,8 @@ pub async fn analytics(
     let category = query
         .category
         .as_deref()
-        .map(shared_models::receipt::normalise_category);
-    let body = with_db(&state, move |conn| {
+        .map(shared_models::domain::text::normalise_category);
+    let body = with_db(&state.pool, move |conn| {
         let place = visible_place(conn, &principal, &place_id.0)?;
         let scope = Scope {
             place_id: Some(place.place_id.clone()),

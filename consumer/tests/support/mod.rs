@@ -6,7 +6,7 @@
 use consumer::config::{ConsumerConfig, IngestConfig};
 use producer::config::{IntakeConfig, ProducerConfig, RelayConfig};
 use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
-use shared_models::testing::{service_url, unique_name};
+use shared_models::testing::{defaults, service_url, unique_name};
 
 pub fn database(database_url: String) -> DatabaseConfig {
     DatabaseConfig {
@@ -44,7 +44,9 @@ pub fn producer(database: DatabaseConfig, kafka: KafkaConfig, admin_token: &str)
         addr: "127.0.0.1:0".into(),
         database,
         kafka,
+        http: defaults(),
         auth: auth(),
+        rate_limit: defaults(),
         bootstrap_admin_token: Some(admin_token.to_owned()),
         intake: IntakeConfig {
             max_body_bytes: 1024 * 1024,
@@ -57,6 +59,8 @@ pub fn producer(database: DatabaseConfig, kafka: KafkaConfig, admin_token: &str)
             relay_batch_size: 100,
             relay_poll_ms: 50,
             kafka_message_timeout_ms: 15000,
+            reconcile_interval_seconds: 30,
+            reconcile_grace_seconds: 120,
         },
     }
 }
@@ -67,12 +71,14 @@ pub fn consumer(database: DatabaseConfig, kafka: KafkaConfig, redis: RedisConfig
         database,
         kafka,
         redis,
+        http: defaults(),
         auth: auth(),
         ingest: IngestConfig {
             group_id: unique_name("group"),
             batch_size: 100,
             batch_ms: 50,
             store_attempts: 3,
+            session_timeout_ms: 30000,
             lag_interval_ms: 500,
         },
     }

@@ -5,16 +5,21 @@ use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
 use diesel::Connection;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
+use paperclip::v2::models::DefaultParameterRaw;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared_models::auth::Principal;
-use shared_models::http::{query_instant, Caller, FieldError, PageRequest};
-use shared_models::openapi::{ApiQuery, JsonBody, Replies, Reply, RequestBody, ResourceId};
+use shared_models::domain::FieldError;
+use shared_models::web::auth::{Caller, Submitters};
+use shared_models::web::extract::{
+    document_period, query_instant, ApiQuery, JsonBody, QueryParameters, Replies, Reply, RequestBody,
+    ResourceId,
+};
+use shared_models::web::paging::PageRequest;
+use shared_models::web::{with_db, ApiError};
 
-use crate::error::ApiError;
 use crate::intake::{self, LogEntry, LogFilter, Outcome, Verdict};
-use crate::routes::{with_db, Submitters};
 use crate::startup::AppState;
 
 /// Logs a request rejected before any receipt in it could be judged (too large, not JSON, not the expected
@@ -33,7 +38,7 @@ async fn reject_request(
         .inc();
     let merchant_id = principal.merchant_id.clone();
     let reasons = json!([{ "code": code, "message": error.to_string() }]);
-    let logged = with_db(state, move |conn| {
+    let logged = with_db(&state.pool, move |conn| {
         Ok(intake::log_attempt(
             conn,
             merchant_id.as_deref(),
@@ -69,7 +74,7 @@ fn count(state: &AppState, verdict: &Verdict) {
 }
 
 fn foreign_place() -> ApiError {
-    ApiError::forbidden("ownership of the place (it belongs to another merchant)")
+    ApiError::Forbidden("ownership of the place (it belongs to another merchant)".into())
 }
 
 /// Reads the body and parses it as JSON, logging what cannot be read. Returns the value and the body as the
@@ -82,11 +87,7 @@ async fn read_json<T>(
     let body = match body.read(state.intake.max_body_bytes).await {
         Ok(body) => body,
         Err(error) => {
-            let error = ApiError::from(error);
-            let code = match error {
-                ApiError::PayloadTooLarge(_) => "payload_too_large",
-                _ => "malformed_json",
-            };
+            let code = error.code();
             return Err(reject_request(state, principal, code, error, None).await);
         }
     };
@@ -219,7 +220,7 @@ pub async fn submit(
         .unwrap_or_default()
         .to_owned();
     let state_ = state.clone();
-    let verdict = with_db(&state, move |conn| {
+    let verdict = with_db(&state.pool, move |conn| {
         Ok(intake::judge(
             conn,
             &principal,
@@ -245,7 +246,11 @@ pub async fn submit(
         }
         Verdict::Stored(Outcome::ForeignPlace) => return Err(foreign_place()),
         Verdict::Invalid(details) => return Err(ApiError::Validation(details)),
-        Verdict::Forbidden => return Err(ApiError::forbidden("merchant_id of the token's own merchant")),
+        Verdict::Forbidden => {
+            return Err(ApiError::Forbidden(
+                "merchant_id of the token's own merchant".into(),
+            ))
+        }
     };
     Ok(Reply::new(
         status,
@@ -373,7 +378,7 @@ pub async fn submit_batch(
         )]));
     }
     let state_ = state.clone();
-    let verdicts = with_db(&state, move |conn| {
+    let verdicts = with_db(&state.pool, move |conn| {
         let now = Utc::now();
         Ok(conn.transaction(|conn| {
             receipts
@@ -427,7 +432,7 @@ pub async fn status(
     let scope = caller.principal().merchant_scope().map(str::to_owned);
     let transaction_id = transaction_id.0;
     let lookup_id = transaction_id.clone();
-    let (accepted, attempts) = with_db(&state, move |conn| {
+    let (accepted, attempts) = with_db(&state.pool, move |conn| {
         Ok(intake::receipt_status(conn, scope.as_deref(), &lookup_id)?)
     })
     .await?;
@@ -459,14 +464,27 @@ pub async fn status(
 pub struct LogQuery {
     /// `accepted`, `duplicate`, `conflict` or `rejected`.
     status: Option<String>,
-    /// Attempts received at or after this instant (RFC 3339).
+    /// Attempts received at or after this instant (RFC 3339, or a date for midnight UTC).
     from: Option<String>,
-    /// Attempts received before this instant (RFC 3339).
+    /// Attempts received before this instant (RFC 3339, or a date for midnight UTC).
     to: Option<String>,
     /// Page number, from 1.
     page: Option<i64>,
     /// Entries per page, 1-500 (default 50).
     page_size: Option<i64>,
+}
+
+/// The outcomes an attempt can have.
+const LOG_STATUSES: [&str; 4] = ["accepted", "duplicate", "conflict", "rejected"];
+
+impl QueryParameters for LogQuery {
+    fn document(parameter: &mut DefaultParameterRaw) {
+        PageRequest::document(parameter);
+        document_period(parameter);
+        if parameter.name == "status" {
+            parameter.enum_ = LOG_STATUSES.iter().map(|status| (*status).into()).collect();
+        }
+    }
 }
 
 /// A page of the receipt log, newest first.
@@ -489,21 +507,22 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<web::Json<ReceiptLogPage>, ApiError> {
     let query = query.0;
-    let page = PageRequest::new(query.page, query.page_size).map_err(ApiError::BadRequest)?;
+    let page = PageRequest::new(query.page, query.page_size)?;
     if let Some(status) = &query.status {
-        if !["accepted", "duplicate", "conflict", "rejected"].contains(&status.as_str()) {
-            return Err(ApiError::BadRequest(
-                "status must be accepted, duplicate, conflict or rejected".into(),
-            ));
+        if !LOG_STATUSES.contains(&status.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "status must be one of {}",
+                LOG_STATUSES.join(", ")
+            )));
         }
     }
     let filter = LogFilter {
         merchant_scope: caller.principal().merchant_scope().map(str::to_owned),
         status: query.status.clone(),
-        from: query_instant("from", query.from.as_deref()).map_err(ApiError::BadRequest)?,
-        to: query_instant("to", query.to.as_deref()).map_err(ApiError::BadRequest)?,
+        from: query_instant("from", query.from.as_deref())?,
+        to: query_instant("to", query.to.as_deref())?,
     };
-    let (count, rows) = with_db(&state, move |conn| {
+    let (count, rows) = with_db(&state.pool, move |conn| {
         Ok(intake::list_log(conn, &filter, page.offset(), page.page_size)?)
     })
     .await?;

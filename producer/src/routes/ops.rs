@@ -1,7 +1,8 @@
 //! `/ready` and `/metrics` of the producer (`/health` is shared).
 
 use actix_web::{web, HttpResponse};
-use shared_models::http::{self, HttpMetrics, Readiness};
+use shared_models::web::observe::HttpMetrics;
+use shared_models::web::ops::{self as common, Readiness};
 use shared_models::{db, kafka};
 
 use crate::relay;
@@ -11,21 +12,13 @@ use crate::startup::AppState;
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let brokers = state.kafka_brokers.clone();
-    let checks = web::block(move || {
-        (
-            db::ping(&pool).map_err(|error| error.to_string()),
-            kafka::ping(&brokers).map_err(|error| error.to_string()),
-        )
-    })
-    .await;
+    let checks = web::block(move || (db::ping(&pool), kafka::ping(&brokers))).await;
     match checks {
         Ok((postgres, kafka)) => Readiness::new()
             .check("postgres", postgres)
             .check("kafka", kafka)
             .into_response(),
-        Err(error) => Readiness::new()
-            .check("postgres", Err(error.to_string()))
-            .into_response(),
+        Err(error) => Readiness::new().check("postgres", Err(error)).into_response(),
     }
 }
 
@@ -35,5 +28,5 @@ pub async fn metrics(state: web::Data<AppState>, registry: web::Data<HttpMetrics
     if let Ok(Ok(pending)) = web::block(move || relay::pending_rows(&pool)).await {
         state.metrics.outbox_backlog.set(pending);
     }
-    http::metrics(registry).await
+    common::metrics(registry).await
 }

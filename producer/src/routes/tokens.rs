@@ -7,14 +7,17 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use paperclip::actix::{api_v2_operation, Apiv2Schema, NoContent};
 use serde::{Deserialize, Serialize};
-use shared_models::auth::{self, Role, TokenError, TokenRecord};
-use shared_models::http::{Admins, Caller, FieldError};
-use shared_models::openapi::{JsonBody, Replies, Reply, RequestBody, ResourceId};
+use serde_json::json;
+use shared_models::auth::{self, Role, TokenRecord};
+use shared_models::domain::text::{text_problem, NOT_BLANK, NO_CONTROL_CHARACTERS};
+use shared_models::domain::FieldError;
+use shared_models::web::auth::{Admins, Caller};
+use shared_models::web::extract::{JsonBody, Replies, Reply, RequestBody, ResourceId};
+use shared_models::web::{with_db, ApiError};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::routes::with_db;
 use crate::startup::AppState;
+use crate::validation::MERCHANT_ID_MAX;
 
 /// A token to create.
 #[derive(Debug, Deserialize, Apiv2Schema)]
@@ -33,6 +36,70 @@ impl RequestBody for NewToken {
         422,
         "`validation_failed`: an unknown role, or `merchant_id` missing for a merchant or given for another role",
     )];
+}
+
+/// Longest token name.
+const NAME_MAX: usize = 200;
+
+impl NewToken {
+    /// The role, once every field is known to be storable; otherwise every problem.
+    fn validate(&self) -> Result<Role, ApiError> {
+        let mut problems = Vec::new();
+        let role = Role::from_str(&self.role)
+            .map_err(|error| problems.push(FieldError::new("role", "invalid_choice", error.to_string())))
+            .ok();
+        for (field, value, min, max) in [
+            ("merchant_id", &self.merchant_id, 1, MERCHANT_ID_MAX),
+            ("name", &self.name, 0, NAME_MAX),
+        ] {
+            if let Some((code, message)) = value.as_deref().and_then(|value| text_problem(value, min, max)) {
+                problems.push(FieldError::new(field, code, message));
+            }
+        }
+        match role {
+            Some(role) if problems.is_empty() => Ok(role),
+            _ => Err(ApiError::Validation(problems)),
+        }
+    }
+
+    /// States the limits above in the OpenAPI document, and that a merchant token needs a `merchant_id`
+    /// which the other roles may not have.
+    pub fn refine_document(document: &mut serde_json::Value) {
+        let Some(schema) = document["components"]["schemas"]["NewToken"].as_object_mut() else {
+            return;
+        };
+        let name = json!({
+            "type": "string", "maxLength": NAME_MAX, "pattern": NO_CONTROL_CHARACTERS, "nullable": true,
+            "description": "A label for people, such as the integration's name."
+        });
+        let merchant = json!({
+            "type": "object",
+            "required": ["role", "merchant_id"],
+            "properties": {
+                "role": { "type": "string", "enum": [Role::Merchant.as_str()] },
+                "merchant_id": {
+                    "type": "string", "minLength": 1, "maxLength": MERCHANT_ID_MAX, "pattern": NOT_BLANK,
+                    "description": "The merchant the token acts for."
+                },
+                "name": name
+            }
+        });
+        let staff = json!({
+            "type": "object",
+            "required": ["role"],
+            "properties": {
+                "role": { "type": "string", "enum": [Role::Analyst.as_str(), Role::Admin.as_str()] },
+                "merchant_id": {
+                    "nullable": true, "enum": [null],
+                    "description": "Analyst and admin tokens belong to no merchant."
+                },
+                "name": name
+            }
+        });
+        schema.remove("properties");
+        schema.remove("required");
+        schema.insert("oneOf".into(), json!([merchant, staff]));
+    }
 }
 
 /// A created token. `token` is shown this once; only its hash is stored.
@@ -62,19 +129,6 @@ pub struct TokenList {
     pub results: Vec<TokenRecord>,
 }
 
-impl From<TokenError> for ApiError {
-    fn from(error: TokenError) -> Self {
-        match error {
-            TokenError::MerchantMismatch => ApiError::Validation(vec![FieldError::new(
-                "merchant_id",
-                "merchant_mismatch",
-                error.to_string(),
-            )]),
-            TokenError::Database(error) => error.into(),
-        }
-    }
-}
-
 /// Create an API token.
 #[api_v2_operation(operation_id = "create_token", tags("Tokens"))]
 pub async fn create(
@@ -83,10 +137,8 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<Reply<CreatedToken>, ApiError> {
     let request = body.parse(state.intake.max_body_bytes).await?;
-    let role = Role::from_str(&request.role).map_err(|error| {
-        ApiError::Validation(vec![FieldError::new("role", "invalid_choice", error.to_string())])
-    })?;
-    let (record, secret) = with_db(&state, move |conn| {
+    let role = request.validate()?;
+    let (record, secret) = with_db(&state.pool, move |conn| {
         Ok(auth::create_token(
             conn,
             role,
@@ -116,7 +168,7 @@ pub async fn list(
     _caller: Caller<Admins>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<TokenList>, ApiError> {
-    let tokens = with_db(&state, |conn| Ok(auth::list_tokens(conn)?)).await?;
+    let tokens = with_db(&state.pool, |conn| Ok(auth::list_tokens(conn)?)).await?;
     Ok(web::Json(TokenList {
         count: tokens.len(),
         results: tokens,
@@ -133,7 +185,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> Result<NoContent, ApiError> {
     let id = Uuid::parse_str(&id.0).map_err(|_| ApiError::NotFound(format!("no token {}", id.0)))?;
-    if with_db(&state, move |conn| Ok(auth::revoke_token(conn, id)?)).await? {
+    if with_db(&state.pool, move |conn| Ok(auth::revoke_token(conn, id)?)).await? {
         Ok(NoContent)
     } else {
         Err(ApiError::NotFound(format!("no token {id}")))

@@ -1,0 +1,2 @@
+DROP INDEX outbox_published;
+ALTER TABLE outbox DROP COLUMN replays;

@@ -1,0 +1,1 @@
+ALTER TABLE hourly_runs DROP COLUMN job_id;

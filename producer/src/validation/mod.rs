@@ -1,0 +1,479 @@
+//! Parse, don't validate: a JSON body becomes a [`ValidReceipt`] or the full list of what is wrong with it.
+//!
+//! Text rules are declared with garde on [`TextFields`]; amounts are parsed from the literal JSON text into
+//! exact decimals (the workspace enables serde_json's `arbitrary_precision`, so a JSON number never passes
+//! through f64), then checked against the contract's numeric and cross-field rules.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use garde::Validate;
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use shared_models::domain::text::{escape_nul, text_problem, NUL};
+use shared_models::domain::time::parse_timestamp;
+use shared_models::domain::FieldError;
+use shared_models::receipt::{LineItem, Receipt};
+
+/// The configurable parts of the rules.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub total_tolerance: Decimal,
+    pub earliest: DateTime<Utc>,
+    pub max_future_skew: TimeDelta,
+}
+
+/// A receipt that passed every rule. Its place may still have to be resolved from the merchant's places.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidReceipt {
+    /// The `merchant_id` field, which admins must give and merchants may repeat.
+    pub merchant_id: Option<String>,
+    pub place_id: Option<String>,
+    receipt: Receipt,
+}
+
+impl ValidReceipt {
+    pub fn transaction_id(&self) -> &str {
+        &self.receipt.transaction_id
+    }
+
+    /// The finished receipt, at the place it was resolved to.
+    pub fn into_receipt(self, place_id: String) -> Receipt {
+        Receipt {
+            place_id,
+            ..self.receipt
+        }
+    }
+}
+
+const KNOWN_FIELDS: [&str; 10] = [
+    "transaction_id",
+    "timestamp",
+    "items",
+    "total_amount",
+    "vat_amount",
+    "tips_amount",
+    "payment_method",
+    "place_id",
+    "place_name",
+    "merchant_id",
+];
+const KNOWN_ITEM_FIELDS: [&str; 4] = ["product_id", "quantity", "price", "category"];
+
+/// The limits of a receipt, which the rules below enforce and the OpenAPI document states (`document.rs`).
+pub(crate) const MAX_ITEMS: usize = 1000;
+pub(crate) const TRANSACTION_ID_MAX: usize = 128;
+pub(crate) const PLACE_ID_MAX: usize = 64;
+pub(crate) const PLACE_NAME_MAX: usize = 200;
+pub(crate) const MERCHANT_ID_MAX: usize = 64;
+pub(crate) const PRODUCT_ID_MAX: usize = 128;
+pub(crate) const CATEGORY_MAX: usize = 64;
+pub(crate) const PAYMENT_METHOD_MAX: usize = 32;
+/// Decimal places of money and of quantities.
+pub(crate) const MONEY_SCALE: u32 = 2;
+pub(crate) const QUANTITY_SCALE: u32 = 3;
+/// Upper bounds that keep every product and sum far inside rust_decimal's range.
+pub(crate) const MAX_MONEY: Decimal = Decimal::from_parts(2764472319, 232830, 0, false, 2); // 9,999,999,999,999.99
+pub(crate) const MAX_QUANTITY: Decimal = Decimal::from_parts(3_567_587_327, 232, 0, false, 3); // 999,999,999.999
+
+/// Text fields and their rules, declared with garde. `None` means absent or of the wrong type, which is
+/// reported separately; garde checks only what is present.
+#[derive(Debug, Validate)]
+struct TextFields {
+    #[garde(custom(text(1, TRANSACTION_ID_MAX)))]
+    transaction_id: Option<String>,
+    #[garde(custom(text(1, PLACE_ID_MAX)))]
+    place_id: Option<String>,
+    #[garde(custom(text(0, PLACE_NAME_MAX)))]
+    place_name: Option<String>,
+    #[garde(custom(payment_method_rule))]
+    payment_method: Option<String>,
+    #[garde(custom(text(1, MERCHANT_ID_MAX)))]
+    merchant_id: Option<String>,
+    #[garde(dive)]
+    items: Vec<ItemTextFields>,
+}
+
+#[derive(Debug, Validate)]
+struct ItemTextFields {
+    #[garde(custom(text(1, PRODUCT_ID_MAX)))]
+    product_id: Option<String>,
+    #[garde(custom(text(1, CATEGORY_MAX)))]
+    category: Option<String>,
+}
+
+/// garde messages carry the machine code before the first `: `.
+fn rule_error(code: &str, message: &str) -> garde::Error {
+    garde::Error::new(format!("{code}: {message}"))
+}
+
+fn text(min: usize, max: usize) -> impl FnOnce(&Option<String>, &()) -> garde::Result {
+    move |value, _| match value.as_deref().and_then(|value| text_problem(value, min, max)) {
+        Some((code, message)) => Err(rule_error(code, &message)),
+        None => Ok(()),
+    }
+}
+
+fn payment_method_rule(value: &Option<String>, _: &()) -> garde::Result {
+    let Some(value) = value else { return Ok(()) };
+    if value.is_empty() || value.chars().count() > PAYMENT_METHOD_MAX {
+        Err(rule_error(
+            "invalid_length",
+            &format!("must have 1 to {PAYMENT_METHOD_MAX} characters"),
+        ))
+    } else if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Err(rule_error(
+            "invalid_characters",
+            "must be letters, digits and underscores, such as credit_card",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Collects the problems of one body.
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn add(&mut self, field: &str, code: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, code, message));
+    }
+
+    /// A string field: absent is `None` (reported if required), another type is reported.
+    fn string(
+        &mut self,
+        object: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        required: bool,
+    ) -> Option<String> {
+        match object.get(key) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.add(path, "required", "this field is required");
+                }
+                None
+            }
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => {
+                self.add(path, "invalid_type", "must be a string");
+                None
+            }
+        }
+    }
+
+    /// An exact decimal from a JSON number or a numeric string.
+    fn decimal(
+        &mut self,
+        object: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        required: bool,
+    ) -> Option<Decimal> {
+        let literal = match object.get(key) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.add(path, "required", "this field is required");
+                }
+                return None;
+            }
+            Some(Value::Number(number)) => number.to_string(),
+            Some(Value::String(text)) => text.trim().to_owned(),
+            Some(_) => {
+                self.add(path, "invalid_type", "must be a number or a numeric string");
+                return None;
+            }
+        };
+        let parsed = if literal.contains(['e', 'E']) {
+            Decimal::from_scientific(&literal).ok()
+        } else if literal.is_empty() || literal.starts_with('+') {
+            None
+        } else {
+            Decimal::from_str_exact(&literal).ok()
+        };
+        match parsed {
+            Some(value) => Some(value.normalize()),
+            None => {
+                self.add(path, "invalid_number", "must be a decimal number such as 10.99");
+                None
+            }
+        }
+    }
+
+    /// Range and precision of an amount: at least `min_exclusive`/`min`, at most `max` and `scale` places.
+    fn check_amount(&mut self, path: &str, value: Decimal, positive: bool, max: Decimal, scale: u32) {
+        if positive && value <= Decimal::ZERO {
+            self.add(path, "not_positive", "must be greater than 0");
+        } else if value < Decimal::ZERO {
+            self.add(path, "negative", "must not be negative");
+        } else if value > max {
+            self.add(path, "too_large", format!("must not exceed {max}"));
+        } else if value.scale() > scale {
+            self.add(
+                path,
+                "too_many_decimals",
+                format!("must have at most {scale} decimal places"),
+            );
+        }
+    }
+}
+
+/// Reports every string and key that holds U+0000 (which PostgreSQL's `text` and `jsonb` cannot store), at
+/// its path in the body, extra fields included.
+fn unstorable_text(value: &Value, path: &str, problems: &mut Problems) {
+    match value {
+        Value::String(text) if text.contains(NUL) => problems.add(path, "invalid_characters", NUL_MESSAGE),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                unstorable_text(item, &format!("{path}[{index}]"), problems);
+            }
+        }
+        Value::Object(object) => unstorable_fields(object, path, problems),
+        _ => {}
+    }
+}
+
+fn unstorable_fields(object: &Map<String, Value>, path: &str, problems: &mut Problems) {
+    for (key, item) in object {
+        let name = escape_nul(key);
+        let inner = if path.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        if key.contains(NUL) {
+            problems.add(&inner, "invalid_characters", NUL_MESSAGE);
+        }
+        unstorable_text(item, &inner, problems);
+    }
+}
+
+const NUL_MESSAGE: &str = "must not contain the character U+0000";
+
+/// Validates a receipt body (already known to be a JSON object) against every rule of CONTRACT 3,
+/// reporting all failures together.
+pub fn validate(
+    body: &Map<String, Value>,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<ValidReceipt, Vec<FieldError>> {
+    let mut problems = Problems(Vec::new());
+
+    let transaction_id = problems.string(body, "transaction_id", "transaction_id", true);
+    let place_id = problems.string(body, "place_id", "place_id", false);
+    let place_name = problems.string(body, "place_name", "place_name", false);
+    let payment_method = problems.string(body, "payment_method", "payment_method", true);
+    let merchant_id = problems.string(body, "merchant_id", "merchant_id", false);
+
+    let timestamp = problems
+        .string(body, "timestamp", "timestamp", true)
+        .and_then(|text| match parse_timestamp(&text) {
+            None => {
+                problems.add(
+                    "timestamp",
+                    "invalid_timestamp",
+                    "must be an ISO 8601 / RFC 3339 timestamp",
+                );
+                None
+            }
+            Some(time) if time < rules.earliest => {
+                problems.add(
+                    "timestamp",
+                    "too_early",
+                    format!("must not be earlier than {}", rules.earliest),
+                );
+                None
+            }
+            Some(time) if time > now + rules.max_future_skew => {
+                problems.add("timestamp", "in_future", "must not be in the future");
+                None
+            }
+            Some(time) => Some(time),
+        });
+
+    let raw_items: &[Value] = match body.get("items") {
+        None | Some(Value::Null) => {
+            problems.add("items", "required", "this field is required");
+            &[]
+        }
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                problems.add("items", "too_few", "must have at least 1 item");
+            } else if items.len() > MAX_ITEMS {
+                problems.add(
+                    "items",
+                    "too_many",
+                    format!("must have at most {MAX_ITEMS} items"),
+                );
+            }
+            items
+        }
+        Some(_) => {
+            problems.add("items", "invalid_type", "must be a list of items");
+            &[]
+        }
+    };
+
+    let mut item_texts = Vec::with_capacity(raw_items.len());
+    let mut items = Vec::with_capacity(raw_items.len());
+    for (index, raw) in raw_items.iter().enumerate() {
+        let path = |field: &str| format!("items[{index}].{field}");
+        let Value::Object(item) = raw else {
+            problems.add(&format!("items[{index}]"), "invalid_type", "must be an object");
+            item_texts.push(ItemTextFields {
+                product_id: None,
+                category: None,
+            });
+            continue;
+        };
+        let product_id = problems.string(item, "product_id", &path("product_id"), true);
+        let category = problems.string(item, "category", &path("category"), true);
+        let quantity = problems.decimal(item, "quantity", &path("quantity"), true);
+        let price = problems.decimal(item, "price", &path("price"), true);
+        if let Some(quantity) = quantity {
+            problems.check_amount(&path("quantity"), quantity, true, MAX_QUANTITY, QUANTITY_SCALE);
+        }
+        if let Some(price) = price {
+            problems.check_amount(&path("price"), price, false, MAX_MONEY, MONEY_SCALE);
+        }
+        item_texts.push(ItemTextFields {
+            product_id: product_id.clone(),
+            category: category.clone(),
+        });
+        if let (Some(product_id), Some(category), Some(quantity), Some(price)) =
+            (product_id, category, quantity, price)
+        {
+            let extra = item
+                .iter()
+                .filter(|(key, _)| !KNOWN_ITEM_FIELDS.contains(&key.as_str()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            items.push(LineItem {
+                product_id,
+                quantity,
+                price,
+                category,
+                extra,
+            });
+        }
+    }
+
+    let text_fields = TextFields {
+        transaction_id: transaction_id.clone(),
+        place_id: place_id.clone(),
+        place_name: place_name.clone(),
+        payment_method: payment_method.clone(),
+        merchant_id: merchant_id.clone(),
+        items: item_texts,
+    };
+    if let Err(report) = text_fields.validate() {
+        for (path, error) in report.iter() {
+            let message = error.message().to_string();
+            let (code, message) = message.split_once(": ").unwrap_or(("invalid", message.as_str()));
+            problems.add(&path.to_string(), code, message);
+        }
+    }
+
+    let total_amount = problems.decimal(body, "total_amount", "total_amount", true);
+    let vat_amount = problems.decimal(body, "vat_amount", "vat_amount", true);
+    let tips_amount = problems
+        .decimal(body, "tips_amount", "tips_amount", false)
+        .or(Some(Decimal::ZERO));
+    for (path, value) in [
+        ("total_amount", total_amount),
+        ("vat_amount", vat_amount),
+        ("tips_amount", tips_amount),
+    ] {
+        if let Some(value) = value {
+            problems.check_amount(path, value, false, MAX_MONEY, MONEY_SCALE);
+        }
+    }
+    if let (Some(total), Some(vat)) = (total_amount, vat_amount) {
+        if vat > total {
+            problems.add(
+                "vat_amount",
+                "exceeds_total",
+                "must not be more than total_amount",
+            );
+        }
+    }
+    if let Some(total) = total_amount {
+        if !raw_items.is_empty() && items.len() == raw_items.len() {
+            let lines: Decimal = items.iter().map(LineItem::amount).sum();
+            if (total - lines).abs() > rules.total_tolerance {
+                problems.add(
+                    "total_amount",
+                    "total_mismatch",
+                    format!(
+                        "must equal the sum of the line amounts ({lines}) within {}",
+                        rules.total_tolerance
+                    ),
+                );
+            }
+        }
+    }
+
+    unstorable_fields(body, "", &mut problems);
+    if !problems.0.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        problems
+            .0
+            .retain(|problem| seen.insert((problem.field.clone(), problem.code.clone())));
+        return Err(problems.0);
+    }
+    let (
+        Some(transaction_id),
+        Some(timestamp),
+        Some(total_amount),
+        Some(vat_amount),
+        Some(tips_amount),
+        Some(payment_method),
+    ) = (
+        transaction_id,
+        timestamp,
+        total_amount,
+        vat_amount,
+        tips_amount,
+        payment_method,
+    )
+    else {
+        return Err(vec![FieldError::new("", "invalid", "the receipt is incomplete")]);
+    };
+    let extra = body
+        .iter()
+        .filter(|(key, _)| !KNOWN_FIELDS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    Ok(ValidReceipt {
+        merchant_id,
+        place_id,
+        receipt: Receipt {
+            transaction_id,
+            place_id: String::new(),
+            place_name: place_name.filter(|name| !name.trim().is_empty()),
+            timestamp,
+            items,
+            total_amount,
+            vat_amount,
+            tips_amount,
+            payment_method: payment_method.to_lowercase(),
+            extra,
+        },
+    })
+}
+
+impl Default for Rules {
+    /// The contract's defaults: a tolerance of 0.01, nothing before 2000-01-01, at most 10 minutes ahead.
+    fn default() -> Self {
+        Rules {
+            total_tolerance: Decimal::new(1, 2),
+            earliest: DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or_default(),
+            max_future_skew: TimeDelta::minutes(10),
+        }
+    }
+}
+
+mod document;
+
+pub use document::refine_document;
+
+#[cfg(test)]
+mod tests;

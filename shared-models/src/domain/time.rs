@@ -1,0 +1,70 @@
+//! Reading instants from clients, and the hour buckets analytics are kept in.
+
+use chrono::{DateTime, DurationRound, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
+
+/// Parses a timestamp in RFC 3339 or ISO 8601; one without an offset is UTC.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .map(|time| time.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|naive| naive.and_utc())
+        })
+}
+
+/// Parses a period bound from a query string: a timestamp as [`parse_timestamp`] reads it, or a date, read
+/// as midnight UTC. A `+` of an offset that arrived unescaped in a URL (and so reads as a space) is taken as
+/// the `+` it was.
+pub fn parse_period_bound(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    parse_timestamp(text)
+        .or_else(|| parse_timestamp(&text.replacen(' ', "+", 1)))
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .map(|date| date.and_time(NaiveTime::MIN).and_utc())
+        })
+}
+
+/// The start of the hour that contains `instant`.
+pub fn start_of_hour(instant: DateTime<Utc>) -> DateTime<Utc> {
+    instant.duration_trunc(TimeDelta::hours(1)).unwrap_or(instant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::from_str(text).expect("time")
+    }
+
+    #[test]
+    fn period_bounds_take_timestamps_dates_and_unescaped_offsets() {
+        assert_eq!(parse_period_bound("2024-01-01"), Some(at("2024-01-01T00:00:00Z")));
+        assert_eq!(
+            parse_period_bound("2024-01-01T10:00:00"),
+            Some(at("2024-01-01T10:00:00Z"))
+        );
+        assert_eq!(
+            parse_period_bound("2024-01-01T10:00:00 05:30"),
+            Some(at("2024-01-01T04:30:00Z"))
+        );
+        for bad in ["yesterday", "2024-13-01", "2024-02-30", "", "1e9"] {
+            assert_eq!(parse_period_bound(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn buckets_start_at_the_hour() {
+        assert_eq!(
+            start_of_hour(at("2024-02-07T12:34:56.789Z")),
+            at("2024-02-07T12:00:00Z")
+        );
+    }
+}
