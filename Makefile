@@ -1,4 +1,4 @@
-.PHONY: up down test check bench
+.PHONY: up down test faults check bench
 
 ## Start the whole stack on local services (installs what is missing) and print the URLs and an admin token.
 up:
@@ -12,10 +12,15 @@ down:
 test:
 	@scripts/test.sh
 
-## Formatting and lints, as CI runs them.
+## The fault suite alone: the pipeline under load while its broker, database, consumers, workers and Redis fail.
+faults:
+	@scripts/test.sh faults
+
+## Formatting, lints and the workspace-hack check, as CI runs them.
 check:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo hakari verify
 
 ## Analytics at 1,000,000 receipts (needs `make up` for its PostgreSQL); prints medians and the ratio.
 bench:

@@ -81,6 +81,13 @@ stop_postgres() {
   [ -f "$data/postmaster.pid" ] && as_pg_user "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
+# stop_postgres_now DATA_DIR: stops the cluster at once, breaking every connection mid-transaction.
+stop_postgres_now() {
+  local data="$1" bin
+  bin=$(pg_bin_dir)
+  as_pg_user "$bin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
 # start_redis DIR PORT
 start_redis() {
   local dir="$1" port="$2"
@@ -90,9 +97,11 @@ start_redis() {
 }
 
 stop_redis() {
-  local dir="$1"
+  local dir="$1" pid
   if [ -f "$dir/redis.pid" ]; then
-    kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    pid=$(cat "$dir/redis.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$dir/redis.pid"
   fi
 }
@@ -120,6 +129,16 @@ stop_pidfile() {
     kill -9 "$(cat "$child")" 2>/dev/null || true
     rm -f "$child"
   fi
+}
+
+# kill_redis_and_its_data DIR: Redis dies without saving, and its files are deleted (a Redis that lost its data).
+kill_redis_and_its_data() {
+  local dir="$1"
+  if [ -f "$dir/redis.pid" ]; then
+    kill -9 "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    rm -f "$dir/redis.pid"
+  fi
+  rm -rf "$dir"/appendonlydir "$dir"/*.aof "$dir"/dump.rdb
 }
 
 wait_for_port() {

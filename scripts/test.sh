@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: starts a throwaway PostgreSQL, Redis and tansu broker on free ports, runs the workspace's
 # tests against them (each test makes its own database, topics and queue names), then stops them.
+# `scripts/test.sh faults` runs only the fault suite (system-tests/tests/faults.rs), with its report printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -30,4 +31,9 @@ export TEST_TANSU_BIN="$TANSU_BIN"
 export PYTHONPATH="$OPENAPI_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"
 export SCHEMATHESIS_PYTHONPATH
 export RUST_LOG="${RUST_LOG:-warn}"
-cargo test --workspace --all-targets --no-fail-fast "$@"
+if [ "${1:-}" = "faults" ]; then
+  cargo build --bins
+  cargo test -p system-tests --test faults -- --nocapture --test-threads=1
+else
+  cargo test --workspace --all-targets --no-fail-fast "$@"
+fi

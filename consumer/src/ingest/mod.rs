@@ -174,7 +174,11 @@ impl Ingest {
             (config.kafka.kafka_topic.clone(), config.kafka.kafka_partitions),
             (config.kafka.kafka_dlq_topic.clone(), 1),
         ];
-        kafka::ensure_topics(brokers, &topics).await?;
+        // A broker that is down now is not a reason to stop: the loop creates missing topics when it finds
+        // them missing.
+        if let Err(error) = kafka::ensure_topics(brokers, &topics).await {
+            log::warn!("cannot make sure the receipts topics exist yet: {error}");
+        }
         let mut member = kafka::client_config(brokers);
         member
             .set("group.id", &config.ingest.group_id)
@@ -195,9 +199,12 @@ impl Ingest {
             );
         let topic = config.kafka.kafka_topic.clone();
         let consumer = join_group(&member, &topic, &lag)?;
+        // A send that the broker cannot take fails after 10 s (librdkafka waits 5 minutes by default), so the
+        // loop logs it, counts it and tries again, instead of sitting silent.
         let dead_letters: FutureProducer = kafka::client_config(brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            .set("message.timeout.ms", "10000")
             .create()?;
         Ok(Ingest {
             consumer,

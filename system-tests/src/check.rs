@@ -1,0 +1,90 @@
+//! The end of every fault case: every receipt the producer took is stored once, and counted once in
+//! `GET /api/analytics/`, within a stated time.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use shared_models::schema::{places, receipts};
+
+use crate::load::{Report, MERCHANT};
+use crate::stack::Stack;
+
+/// A token for the load's merchant.
+pub async fn merchant_token(stack: &Stack) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/tokens/", stack.producer_url))
+        .bearer_auth(&stack.admin_token)
+        .json(&json!({ "role": "merchant", "merchant_id": MERCHANT, "name": "fault suite" }))
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status().as_u16(), 201, "a merchant token");
+    let body: Value = response.json().await.expect("token body");
+    body["token"].as_str().expect("the token").to_owned()
+}
+
+/// The merchant's analytics summary: purchases and their total.
+async fn summary(http: &reqwest::Client, stack: &Stack, token: &str) -> Option<(i64, Decimal)> {
+    let body: Value = http
+        .get(format!("{}/api/analytics/?page_size=1", stack.consumer_url))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let purchases = body["summary"]["total_purchases"].as_i64()?;
+    let total = body["summary"]["total_amount"].to_string().parse().ok()?;
+    Some((purchases, total))
+}
+
+/// Stored receipts of the merchant, and the purchases its places count.
+fn stored(stack: &Stack) -> (i64, i64) {
+    let mut conn = PgConnection::establish(&stack.database_url).expect("database");
+    let receipts: i64 = receipts::table
+        .filter(receipts::merchant_id.eq(MERCHANT))
+        .count()
+        .get_result(&mut conn)
+        .expect("receipts");
+    let counted: Option<Decimal> = places::table
+        .filter(places::merchant_id.eq(MERCHANT))
+        .select(diesel::dsl::sum(places::total_purchases))
+        .first(&mut conn)
+        .expect("places");
+    let counted = counted.and_then(|sum| sum.to_string().parse().ok()).unwrap_or(0);
+    (receipts, counted)
+}
+
+/// Waits until analytics count exactly the receipts taken, then checks the tables agree; returns how long
+/// it took. Fails (with the services' logs) when that does not happen `within`.
+pub async fn exactly_once(stack: &Stack, token: &str, report: &Report, within: Duration) -> Duration {
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let expected = (report.count(), report.total());
+    let mut last = None;
+    while started.elapsed() < within {
+        last = summary(&http, stack, token).await;
+        if last == Some(expected) {
+            let (receipts, counted) = stored(stack);
+            assert_eq!(receipts, report.count(), "every receipt taken is stored, once");
+            assert_eq!(counted, report.count(), "every receipt counted once on its place");
+            return started.elapsed();
+        }
+        if let Some((purchases, total)) = last {
+            assert!(
+                purchases <= expected.0 && total <= expected.1,
+                "analytics count more than was taken: {purchases} / {total} against {expected:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!(
+        "analytics did not reach {expected:?} within {within:?} (last {last:?}, stored {:?}):\n{}",
+        stored(stack),
+        stack.logs()
+    );
+}

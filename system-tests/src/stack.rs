@@ -1,0 +1,329 @@
+//! A whole stack as real processes, in a directory of its own, on free local ports: PostgreSQL, Redis and the
+//! tansu broker (started with the helpers `make test` uses), then the producer, consumers and workers built by
+//! cargo. Each process can be killed, stopped and started again, which is what the fault suite does.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use shared_models::testing::{service_url, unique_name};
+
+/// The scripts' shell helpers (start_postgres, start_redis, start_tansu, ...).
+const LIB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib.sh");
+
+/// A free local port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Runs one of the scripts' helpers, such as `start_postgres DIR PORT`.
+fn helper(call: &str, args: &[&str]) {
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(format!(". {LIB_SH}; {call} \"$@\""))
+        .arg("helper")
+        .args(args)
+        .env("TANSU_BIN", service_url("TEST_TANSU_BIN"))
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "{call} {args:?} failed");
+}
+
+/// Where cargo put the binaries of the workspace (next to this test's own executable).
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// How many of each service a stack runs, and what their environment adds.
+pub struct StackBuilder {
+    consumers: usize,
+    workers: usize,
+    env: Vec<(String, String)>,
+}
+
+impl Default for StackBuilder {
+    fn default() -> Self {
+        StackBuilder {
+            consumers: 1,
+            workers: 1,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl StackBuilder {
+    pub fn consumers(mut self, count: usize) -> Self {
+        self.consumers = count;
+        self
+    }
+
+    pub fn workers(mut self, count: usize) -> Self {
+        self.workers = count;
+        self
+    }
+
+    /// Sets a variable for every service.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts everything and waits until both APIs are ready.
+    pub async fn start(self) -> Stack {
+        let dir = std::env::temp_dir().join(unique_name("stack"));
+        std::fs::create_dir_all(dir.join("logs")).expect("stack directory");
+        let (pg_port, redis_port, kafka_port) = (free_port(), free_port(), free_port());
+        let admin_token = unique_name("rcpt_admin");
+        let database_url = format!("postgres://postgres@127.0.0.1:{pg_port}/postgres");
+        let mut env: BTreeMap<String, String> = [
+            ("DATABASE_URL", database_url.clone()),
+            ("DATABASE_POOL_SIZE", "8".into()),
+            ("REDIS_URL", format!("redis://127.0.0.1:{redis_port}/")),
+            ("KAFKA_BROKERS", format!("127.0.0.1:{kafka_port}")),
+            ("BOOTSTRAP_ADMIN_TOKEN", admin_token.clone()),
+            ("TOKEN_CACHE_SECONDS", "5".into()),
+            ("RELAY_POLL_MS", "50".into()),
+            ("RECONCILE_INTERVAL_SECONDS", "5".into()),
+            ("RECONCILE_GRACE_SECONDS", "20".into()),
+            ("KAFKA_SESSION_TIMEOUT_MS", "20000".into()),
+            ("CONSUMER_BATCH_MS", "50".into()),
+            ("CONSUMER_LAG_INTERVAL_MS", "1000".into()),
+            ("WORKER_POLL_MS", "100".into()),
+            ("RUST_LOG", "warn".into()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        env.extend(self.env);
+        let producer_port = free_port();
+        let consumer_ports: Vec<u16> = (0..self.consumers).map(|_| free_port()).collect();
+        let stack = Stack {
+            dir,
+            pg_port,
+            redis_port,
+            kafka_port,
+            producer_url: format!("http://127.0.0.1:{producer_port}"),
+            consumer_url: format!("http://127.0.0.1:{}", consumer_ports[0]),
+            admin_token,
+            database_url,
+            env,
+            ports: std::iter::once(("producer".to_owned(), producer_port))
+                .chain(
+                    consumer_ports
+                        .iter()
+                        .enumerate()
+                        .map(|(index, port)| (format!("consumer-{}", index + 1), *port)),
+                )
+                .collect(),
+            processes: Mutex::new(BTreeMap::new()),
+        };
+        stack.start_postgres();
+        stack.start_redis();
+        stack.start_broker();
+        stack.start("producer");
+        stack.wait_ready(&stack.producer_url).await;
+        for index in 1..=self.consumers {
+            stack.start(&format!("consumer-{index}"));
+        }
+        for index in 1..=self.workers {
+            stack.start(&format!("worker-{index}"));
+        }
+        stack.wait_ready(&stack.consumer_url).await;
+        stack
+    }
+}
+
+/// A running stack; dropping it stops everything and removes its directory.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub pg_port: u16,
+    pub redis_port: u16,
+    pub kafka_port: u16,
+    pub producer_url: String,
+    /// The first consumer's API.
+    pub consumer_url: String,
+    pub admin_token: String,
+    pub database_url: String,
+    env: BTreeMap<String, String>,
+    ports: BTreeMap<String, u16>,
+    processes: Mutex<BTreeMap<String, Child>>,
+}
+
+impl Stack {
+    pub fn builder() -> StackBuilder {
+        StackBuilder::default()
+    }
+
+    /// Starts (or starts again) a service: `producer`, `consumer-N` or `worker-N`.
+    pub fn start(&self, name: &str) {
+        let program = name.split('-').next().unwrap_or(name);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("logs").join(format!("{name}.log")))
+            .expect("log file");
+        let mut command = Command::new(binary(program));
+        command
+            .envs(&self.env)
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .stdin(Stdio::null());
+        let port = self.ports.get(name).copied().unwrap_or(0);
+        match program {
+            "producer" => command.env("PRODUCER_ADDR", format!("127.0.0.1:{port}")),
+            "consumer" => command.env("CONSUMER_ADDR", format!("127.0.0.1:{port}")),
+            _ => command.env("WORKER_NAME", format!("{name}-{}", unique_name("at"))),
+        };
+        let child = command.spawn().expect("the service starts");
+        let mut processes = self
+            .processes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(mut replaced) = processes.insert(name.to_owned(), child) {
+            let _ = replaced.kill();
+            let _ = replaced.wait();
+        }
+    }
+
+    /// SIGKILL: the process dies at once, mid-whatever it was doing.
+    pub fn kill(&self, name: &str) {
+        if let Some(mut child) = self.processes.lock().ok().and_then(|mut all| all.remove(name)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the service's process is still running.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.processes
+            .lock()
+            .ok()
+            .and_then(|mut all| {
+                all.get_mut(name)
+                    .map(|child| matches!(child.try_wait(), Ok(None)))
+            })
+            .unwrap_or(false)
+    }
+
+    pub fn start_postgres(&self) {
+        helper(
+            "PG_FSYNC=off start_postgres",
+            &[&self.path("postgres"), &self.pg_port.to_string()],
+        );
+    }
+
+    /// Stops PostgreSQL at once (`pg_ctl stop -m immediate`): connections break mid-transaction.
+    pub fn stop_postgres(&self) {
+        helper("stop_postgres_now", &[&self.path("postgres")]);
+    }
+
+    pub fn start_redis(&self) {
+        helper(
+            "start_redis",
+            &[&self.path("redis"), &self.redis_port.to_string()],
+        );
+    }
+
+    /// Restarts Redis: with its data (a clean shutdown that saves it), or without (killed, its files deleted).
+    pub fn restart_redis(&self, keep_data: bool, down_for: Duration) {
+        let dir = self.path("redis");
+        if keep_data {
+            helper("stop_redis", &[&dir]);
+        } else {
+            helper("kill_redis_and_its_data", &[&dir]);
+        }
+        std::thread::sleep(down_for);
+        self.start_redis();
+    }
+
+    pub fn start_broker(&self) {
+        helper(
+            "start_tansu",
+            &[&self.dir.display().to_string(), &self.kafka_port.to_string()],
+        );
+        helper("wait_for_port", &[&self.kafka_port.to_string(), "tansu"]);
+    }
+
+    /// Stops the broker (in memory: it comes back empty).
+    pub fn stop_broker(&self) {
+        helper("stop_pidfile", &[&self.path("tansu.pid")]);
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// Waits until a service answers `/ready` (or fails after a minute, with its logs).
+    pub async fn wait_ready(&self, base: &str) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = http
+                .get(format!("{base}/ready"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} never became ready:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The last lines of every service's log, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.dir.join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let content = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let lines: Vec<&str> = content.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            text.push_str(&format!("--- {}\n{tail}\n", entry.file_name().to_string_lossy()));
+        }
+        text
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Ok(mut processes) = self.processes.lock() {
+            for child in processes.values_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.stop_broker();
+        helper("stop_redis", &[&self.path("redis")]);
+        helper("stop_postgres", &[&self.path("postgres")]);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
