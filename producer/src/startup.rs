@@ -73,6 +73,7 @@ const API: ApiService = ApiService {
     refinements: &[
         crate::validation::refine_document,
         routes::tokens::NewToken::refine_document,
+        shared_models::web::rate_limit::document_rate_limit,
     ],
 };
 

@@ -24,12 +24,17 @@ struct Producer {
 }
 
 async fn spawn_producer(brokers: &str) -> Producer {
+    spawn_producer_with(brokers, |_| {}).await
+}
+
+/// A producer whose configuration `adjust` changes first.
+async fn spawn_producer_with(brokers: &str, adjust: impl FnOnce(&mut ProducerConfig)) -> Producer {
     let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
     let topic = unique_name("receipts");
     let admin = unique_name("rcpt_admin");
-    let app = producer::startup::Application::build(ProducerConfig {
+    let mut config = ProducerConfig {
         addr: "127.0.0.1:0".into(),
         database: DatabaseConfig {
             database_url,
@@ -61,9 +66,11 @@ async fn spawn_producer(brokers: &str) -> Producer {
             reconcile_interval_seconds: 30,
             reconcile_grace_seconds: 120,
         },
-    })
-    .await
-    .expect("producer starts");
+    };
+    adjust(&mut config);
+    let app = producer::startup::Application::build(config)
+        .await
+        .expect("producer starts");
     let url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     Producer {
@@ -496,4 +503,75 @@ async fn when_postgresql_is_unreachable_receipts_get_503_and_nothing_is_accepted
             .0,
         202
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_rate_limit_gets_429_with_retry_after_and_others_are_not_slowed() {
+    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
+        config.rate_limit.per_second = 1.0;
+        config.rate_limit.burst = 3;
+    })
+    .await;
+    let busy = producer.merchant("m-busy").await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for index in 0..5 {
+        let response = producer
+            .http
+            .post(format!("{}/api/checks/", producer.url))
+            .bearer_auth(&busy)
+            .json(&receipt(&format!("busy-{index}")))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(response.status().as_u16());
+        if response.status().as_u16() == 429 {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            let body: Value = response.json().await.expect("JSON error body");
+            assert_eq!(body["error"], "rate_limited");
+        }
+    }
+    assert_eq!(&statuses[..3], &[202, 202, 202], "the burst passes: {statuses:?}");
+    assert_eq!(statuses[3], 429, "then the token waits: {statuses:?}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let quiet = producer.merchant("m-quiet").await;
+    let mut own_place = receipt("quiet-1");
+    own_place["place_id"] = json!("store-quiet");
+    let (status, _) = producer
+        .post_raw(&quiet, own_place.to_string().into_bytes())
+        .await;
+    assert_eq!(status, 202, "another token has its own allowance");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_its_body_too_slowly_gets_408_and_the_connection_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
+        config.http.request_timeout_seconds = 1;
+    })
+    .await;
+    let token = producer.merchant("m-slow").await;
+    let address = producer.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let head = format!(
+        "POST /api/checks/ HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"transaction_id\":"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the server let the slow client hold the connection");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -50,6 +50,31 @@ impl RateLimiter {
     }
 }
 
+/// Adds the rate limit's answer to every operation of a service's document (a refinement for services that
+/// may limit).
+pub fn document_rate_limit(document: &mut serde_json::Value) {
+    let error = serde_json::json!({
+        "description": "`rate_limited`: this token made more requests than the configured rate allows; \
+                        `Retry-After` says how many seconds to wait",
+        "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } }
+    });
+    let operations = document["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|operations| operations.values_mut());
+    for operation in operations {
+        if let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            responses.insert("429".into(), error.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
