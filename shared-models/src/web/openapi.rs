@@ -154,16 +154,20 @@ fn mark_optional_nullable(schema: &mut Value) {
     }
 }
 
-/// Query parameters are read as Django REST framework reads them: an empty value (`from=`) is the parameter
-/// left out (`ApiQuery`). The document says so on every one of them.
-fn allow_empty_query_values(document: &mut Value) {
-    let operations = document["paths"]
+/// Every operation of a finished document.
+pub fn operations_mut(document: &mut Value) -> impl Iterator<Item = &mut Value> {
+    document["paths"]
         .as_object_mut()
         .into_iter()
         .flat_map(|paths| paths.values_mut())
         .filter_map(Value::as_object_mut)
-        .flat_map(|operations| operations.values_mut());
-    for operation in operations {
+        .flat_map(|operations| operations.values_mut())
+}
+
+/// Query parameters are read as Django REST framework reads them: an empty value (`from=`) is the parameter
+/// left out (`ApiQuery`). The document says so on every one of them.
+fn allow_empty_query_values(document: &mut Value) {
+    for operation in operations_mut(document) {
         let parameters = operation.get_mut("parameters").and_then(Value::as_array_mut);
         for parameter in parameters.into_iter().flatten() {
             if parameter["in"] == "query" {

@@ -59,13 +59,7 @@ pub fn document_rate_limit(document: &mut serde_json::Value) {
         "headers": { "Retry-After": { "schema": { "type": "integer" } } },
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } }
     });
-    let operations = document["paths"]
-        .as_object_mut()
-        .into_iter()
-        .flat_map(|paths| paths.values_mut())
-        .filter_map(serde_json::Value::as_object_mut)
-        .flat_map(|operations| operations.values_mut());
-    for operation in operations {
+    for operation in crate::web::openapi::operations_mut(document) {
         if let Some(responses) = operation
             .get_mut("responses")
             .and_then(serde_json::Value::as_object_mut)
