@@ -3,7 +3,7 @@
 A receipt has rules that JSON Schema cannot state, so the OpenAPI document states them in words: the total
 equals the sum of the line amounts (quantity x price rounded to cents, half away from zero) within 0.01,
 VAT is not more than the total, the purchase time lies between 2000-01-01 and ten minutes from now, and no
-text nor key of an extra field holds U+0000 at any depth. For a receipt schemathesis generates as valid, these hooks make it meet those rules too,
+text nor key of an extra field holds U+0000 at any depth; a time series asks for at most 1000 buckets. For a receipt schemathesis generates as valid, these hooks make it meet those rules too,
 as a client would; they also write each generated amount with its decimals (a float such as
 0.5700000000000001, which the generator makes of 57 x 0.01, is sent as 0.57). `positive_data_acceptance`
 stays strict: a valid receipt the producer refuses is a failure. Generated invalid requests are left alone.
@@ -94,9 +94,38 @@ def _fit_receipt(receipt):
     return receipt
 
 
+def _moment(text):
+    """A period bound as the consumer reads it (a date is midnight UTC), or None."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _fit_series(query):
+    """A time series holds at most 1000 buckets: a period asking for more is cut to 100 buckets."""
+    if not isinstance(query, dict):
+        return
+    step = timedelta(hours=1) if query.get("bucket") == "hour" else timedelta(days=1)
+    start, end = _moment(query.get("from")), _moment(query.get("to"))
+    if start is None:
+        return
+    end = end or max(start, datetime.now(timezone.utc))
+    if (end - start) / step > 999:
+        try:
+            query["to"] = (start + 100 * step).isoformat()
+        except OverflowError:
+            query["from"] = query["to"] = "2024-01-01"
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     meta = case.meta
     positive = meta is not None and meta.generation.mode.is_positive
     if positive and case.method.upper() == "POST" and case.path == "/api/checks/":
         case.body = _fit_receipt(case.body)
+    if positive and case.path == "/api/analytics/timeseries/":
+        _fit_series(case.query)

@@ -24,9 +24,9 @@ pub struct Period {
 
 /// How a period is answered: whole hours from rollups, two exact edge ranges from receipts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Plan {
-    whole: (DateTime<Utc>, DateTime<Utc>),
-    edges: [(DateTime<Utc>, DateTime<Utc>); 2],
+pub(crate) struct Plan {
+    pub(crate) whole: (DateTime<Utc>, DateTime<Utc>),
+    pub(crate) edges: [(DateTime<Utc>, DateTime<Utc>); 2],
 }
 
 fn earliest() -> DateTime<Utc> {
@@ -51,7 +51,7 @@ fn ceil_hour(instant: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl Period {
-    fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self) -> Plan {
         let low = self.from.unwrap_or_else(earliest);
         let high = self.to.unwrap_or_else(latest);
         let (first_whole, end_whole) = (ceil_hour(low), start_of_hour(high));

@@ -7,3 +7,4 @@ pub mod ingest;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod timeseries;

@@ -21,7 +21,10 @@ const API: ApiService = ApiService {
     title: "Receipts consumer",
     description: API_DESCRIPTION,
     routes: routes::api_routes,
-    refinements: &[routes::analytics::RecomputeRequest::refine_document],
+    refinements: &[
+        routes::analytics::RecomputeRequest::refine_document,
+        shared_models::web::tabular::document_csv_as_text,
+    ],
 };
 
 const API_DESCRIPTION: &str =

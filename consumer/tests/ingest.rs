@@ -243,10 +243,12 @@ async fn consumers_joining_and_dying_mid_stream_lose_nothing_and_count_nothing_t
             .get_result::<i64>(&mut conn)
             .expect("count")
     };
+    // Up to the dead member's session, the rejoin watchdog's wait (a session plus 15 s) and the catch-up.
     let wait_for = |count: i64| {
         let stored = &stored;
         async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline =
+                Instant::now() + Duration::from_millis(3 * SESSION_TIMEOUT_MS) + Duration::from_secs(60);
             while stored() < count {
                 assert!(Instant::now() < deadline, "only {} of {count} stored", stored());
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -14,10 +14,11 @@ use shared_models::queue;
 use shared_models::schema::{jobs as job_table, places};
 use shared_models::web::auth::{Admins, Caller, Readers};
 use shared_models::web::extract::{
-    document_period, ApiQuery, JsonBody, QueryParameters, Replies, Reply, RequestBody,
+    document_format, document_period, ApiQuery, JsonBody, QueryParameters, Replies, Reply, RequestBody,
 };
 use shared_models::web::openapi::refine_property;
 use shared_models::web::paging::PageRequest;
+use shared_models::web::tabular::{Format, Table, Tabular};
 use shared_models::web::{with_db, ApiError};
 use uuid::Uuid;
 
@@ -29,6 +30,7 @@ impl QueryParameters for AnalyticsQuery {
     fn document(parameter: &mut DefaultParameterRaw) {
         PageRequest::document(parameter);
         document_period(parameter);
+        document_format(parameter);
     }
 }
 
@@ -47,6 +49,8 @@ pub struct AnalyticsQuery {
     page: Option<i64>,
     /// Places per page, 1-500 (default 50).
     page_size: Option<i64>,
+    /// `json` (the default) or `csv`: one row per place in scope, every page at once.
+    format: Option<Format>,
 }
 
 /// One place's figures in the overview.
@@ -76,19 +80,53 @@ pub struct AnalyticsOverview {
     pub results: Vec<PlaceFigures>,
 }
 
+impl Table for AnalyticsOverview {
+    fn header() -> &'static [&'static str] {
+        &[
+            "place_id",
+            "place_name",
+            "total_purchases",
+            "total_amount",
+            "average_receipt",
+            "total_vat",
+            "total_tips",
+        ]
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.results
+            .iter()
+            .map(|place| {
+                let figures = &place.figures;
+                vec![
+                    place.place_id.clone(),
+                    place.place_name.clone().unwrap_or_default(),
+                    figures.total_purchases.to_string(),
+                    figures.total_amount.amount().to_string(),
+                    figures.average_receipt.amount().to_string(),
+                    figures.taxes_amount.total_vat.amount().to_string(),
+                    figures.taxes_amount.total_tips.amount().to_string(),
+                ]
+            })
+            .collect()
+    }
+}
+
 /// Analytics overview.
 ///
-/// SPEC's analytics for every place in the caller's scope over any period: a summary and a page of
-/// per-place figures, exact for any instants, zeros for an empty period.
+/// The analytics of every place in the caller's scope over any period: a summary and a page of per-place
+/// figures, exact for any instants, zeros for an empty period. As CSV (`?format=csv` or `Accept: text/csv`):
+/// one row per place in scope, every page at once.
 #[api_v2_operation(operation_id = "analytics_overview", tags("Analytics"))]
 pub async fn overview(
     caller: Caller<Readers>,
     req: HttpRequest,
     query: ApiQuery<AnalyticsQuery>,
     state: web::Data<AppState>,
-) -> Result<web::Json<AnalyticsOverview>, ApiError> {
+) -> Result<Tabular<AnalyticsOverview>, ApiError> {
     let principal = caller.principal();
     let query = query.0;
+    let format = Format::of(query.format, &req);
     let period = parse_period(query.from.as_deref(), query.to.as_deref())?;
     let page = PageRequest::new(query.page, query.page_size)?;
     let scope = Scope {
@@ -112,12 +150,13 @@ pub async fn overview(
             query
         };
         let count: i64 = in_scope().count().get_result(conn)?;
-        let page_places: Vec<(String, Option<String>)> = in_scope()
+        let mut places_query = in_scope()
             .order(places::place_id.asc())
-            .offset(page.offset())
-            .limit(page.page_size)
-            .select((places::place_id, places::place_name))
-            .load(conn)?;
+            .select((places::place_id, places::place_name));
+        if format == Format::Json {
+            places_query = places_query.offset(page.offset()).limit(page.page_size);
+        }
+        let page_places: Vec<(String, Option<String>)> = places_query.load(conn)?;
         let summary = analytics::figures(conn, &scope, &period, false)?
             .remove("*")
             .unwrap_or_default();
@@ -139,15 +178,18 @@ pub async fn overview(
     })
     .await?;
     let (next, previous) = page.links(&req, count);
-    Ok(web::Json(AnalyticsOverview {
-        period,
-        computed_at,
-        summary: summary.to_body(),
-        count,
-        next,
-        previous,
-        results,
-    }))
+    Ok(Tabular {
+        format,
+        body: AnalyticsOverview {
+            period,
+            computed_at,
+            summary: summary.to_body(),
+            count,
+            next,
+            previous,
+            results,
+        },
+    })
 }
 
 /// What to rebuild: one place, or (empty body) every place.

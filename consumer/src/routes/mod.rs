@@ -4,6 +4,7 @@ pub mod analytics;
 pub mod jobs;
 pub mod ops;
 pub mod places;
+pub mod timeseries;
 
 use actix_web::http::Method;
 use shared_models::web::extract::query_instant;
@@ -28,6 +29,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ApiRoute::new(Method::GET, "/places/{place_id}/", places::detail),
         ApiRoute::new(Method::GET, "/places/{place_id}/analytics/", places::analytics),
         ApiRoute::new(Method::GET, "/analytics/", analytics::overview),
+        ApiRoute::new(Method::GET, "/analytics/timeseries/", timeseries::series),
         ApiRoute::new(Method::POST, "/analytics/recompute/", analytics::recompute),
         ApiRoute::new(Method::GET, "/jobs/", jobs::list),
         ApiRoute::new(Method::GET, "/jobs/{id}/", jobs::detail),

@@ -238,6 +238,16 @@ pub fn document_period(parameter: &mut DefaultParameterRaw) {
     }
 }
 
+/// Documents `format` as its choices (`json`, `csv`).
+pub fn document_format(parameter: &mut DefaultParameterRaw) {
+    if parameter.name == "format" {
+        parameter.enum_ = crate::web::tabular::Format::ALL
+            .iter()
+            .map(|name| (*name).into())
+            .collect();
+    }
+}
+
 /// A calendar date (month lengths and leap years included), as a JSON Schema pattern without anchors.
 macro_rules! date_pattern {
     () => {

@@ -12,6 +12,7 @@ pub mod paging;
 pub mod rate_limit;
 pub mod routes;
 pub mod service;
+pub mod tabular;
 
 pub use error::ApiError;
 
