@@ -11,13 +11,14 @@ COPY producer/Cargo.toml producer/
 COPY consumer/Cargo.toml consumer/
 COPY worker/Cargo.toml worker/
 COPY shared-models/Cargo.toml shared-models/
+COPY system-tests/Cargo.toml system-tests/
 COPY workspace-hack/Cargo.toml workspace-hack/build.rs workspace-hack/
-RUN for crate in producer consumer worker shared-models workspace-hack; do \
+RUN for crate in producer consumer worker shared-models system-tests workspace-hack; do \
         mkdir -p $crate/src && echo "" > $crate/src/lib.rs; \
     done \
     && for bin in producer consumer worker; do echo "fn main() {}" > $bin/src/main.rs; done \
     && cargo build --release --bins \
-    && rm -rf producer/src consumer/src worker/src shared-models/src workspace-hack/src
+    && rm -rf producer/src consumer/src worker/src shared-models/src system-tests/src workspace-hack/src
 
 # The workspace itself.
 COPY . .

@@ -5,6 +5,9 @@ TOOLS_DIR="${RECEIPTS_TOOLS_DIR:-$HOME/.cache/receipts-tools}"
 TANSU_BIN="$TOOLS_DIR/tansu/bin/tansu"
 # The OpenAPI validators the tests use (PyPI), installed beside the tools rather than into the system Python.
 OPENAPI_PYTHONPATH="$TOOLS_DIR/openapi-validators"
+# playwright-core (npm), pinned, which drives Debian's Chromium in the console's browser test.
+PLAYWRIGHT_VERSION="1.64.1"
+PLAYWRIGHT_DIR="$TOOLS_DIR/playwright-$PLAYWRIGHT_VERSION"
 # schemathesis, pinned, in a directory of its own (its dependencies differ from the validators').
 SCHEMATHESIS_VERSION="4.32.0"
 SCHEMATHESIS_PYTHONPATH="$TOOLS_DIR/schemathesis-$SCHEMATHESIS_VERSION"
@@ -25,6 +28,8 @@ ensure_dependencies() {
   [ -f /usr/include/postgresql/libpq-fe.h ] || missing="$missing libpq-dev"
   command -v curl >/dev/null 2>&1 || missing="$missing curl"
   python3 -m pip --version >/dev/null 2>&1 || missing="$missing python3-pip"
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
   if [ -n "$missing" ]; then
     log "installing Debian packages:$missing"
     local sudo=""
@@ -41,6 +46,11 @@ ensure_dependencies() {
     log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI"
     python3 -m pip install --quiet --disable-pip-version-check --target "$SCHEMATHESIS_PYTHONPATH" \
       "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  if [ ! -f "$PLAYWRIGHT_DIR/node_modules/playwright-core/index.mjs" ]; then
+    log "installing playwright-core $PLAYWRIGHT_VERSION from the npm registry"
+    mkdir -p "$PLAYWRIGHT_DIR"
+    (cd "$PLAYWRIGHT_DIR" && npm install --no-audit --no-fund --silent "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
   fi
   if [ ! -x "$TANSU_BIN" ]; then
     log "installing the tansu Kafka broker from crates.io (about 10 minutes, once)"

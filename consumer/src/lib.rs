@@ -3,6 +3,8 @@
 
 pub mod analytics;
 pub mod config;
+pub mod console;
+pub mod fleet;
 pub mod ingest;
 pub mod routes;
 pub mod startup;

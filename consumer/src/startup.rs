@@ -39,6 +39,8 @@ pub struct AppState {
     pub kafka_brokers: String,
     pub redis_url: String,
     pub queue_name: String,
+    /// This replica's consumer lag, for the fleet page.
+    pub lag: LagReporter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +72,7 @@ impl Application {
         let http_metrics = HttpMetrics::new("consumer")?;
         let lag = LagReporter::register(&http_metrics.registry)?;
         let ingest_metrics = IngestMetrics::register(&http_metrics.registry)?;
-        let ingest = Ingest::connect(&config, pool.clone(), lag, ingest_metrics).await?;
+        let ingest = Ingest::connect(&config, pool.clone(), lag.clone(), ingest_metrics).await?;
 
         let listener = TcpListener::bind(&config.addr)
             .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
@@ -83,6 +85,7 @@ impl Application {
             kafka_brokers: config.kafka.kafka_brokers.clone(),
             redis_url: config.redis.redis_url.clone(),
             queue_name: config.redis.analytics_queue.clone(),
+            lag,
         });
         let auth_state = web::Data::new(AuthState::new(
             pool,
@@ -99,7 +102,8 @@ impl Application {
             move |app| {
                 app.app_data(state.clone())
                     .route("/ready", web::get().to(ops::ready))
-                    .route("/metrics", web::get().to(common::metrics));
+                    .route("/metrics", web::get().to(common::metrics))
+                    .configure(crate::console::configure);
             },
         )
         .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;

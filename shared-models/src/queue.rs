@@ -75,3 +75,22 @@ pub async fn ping(redis_url: &str) -> Result<(), QueueError> {
         Err(_) => Err(QueueError::Push("Redis did not answer within 2 s".into())),
     }
 }
+
+/// The worker replicas registered on the queue and their last heartbeats (Unix seconds), from the sorted set
+/// apalis-redis keeps them in (`<queue>:workers`). Read directly: apalis' own listing answers an empty fleet
+/// with a JSON object its parser refuses.
+pub async fn workers(redis_url: &str, queue_name: &str) -> Result<Vec<(String, i64)>, QueueError> {
+    let client = redis::Client::open(redis_url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(format!("{queue_name}:workers"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .map(|(name, seen)| (name, seen as i64))
+        .collect())
+}

@@ -144,13 +144,18 @@ fn the_dockerfile_copies_exactly_the_binaries_the_workspace_builds() {
         "the runtime image runs as a non-root user"
     );
     assert!(dockerfile.matches("FROM ").count() >= 2, "multi-stage");
-    for manifest in [
-        "producer",
-        "consumer",
-        "worker",
-        "shared-models",
-        "workspace-hack",
-    ] {
+    let workspace = fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    let members: Vec<&str> = workspace
+        .lines()
+        .find_map(|line| line.strip_prefix("members = ["))
+        .expect("the workspace's members")
+        .trim_end_matches(']')
+        .split(',')
+        .map(|member| member.trim().trim_matches('"'))
+        .filter(|member| !member.is_empty())
+        .collect();
+    assert!(members.len() >= 6, "{members:?}");
+    for manifest in members {
         assert!(
             dockerfile.contains(&format!("COPY {manifest}/Cargo.toml")),
             "dependency layer copies {manifest}"

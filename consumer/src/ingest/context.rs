@@ -32,6 +32,17 @@ impl LagReporter {
         })
     }
 
+    /// Messages not yet stored, over every partition this member holds.
+    pub fn total(&self) -> i64 {
+        use prometheus::core::Collector;
+        self.lag
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_gauge().get_value() as i64)
+            .sum()
+    }
+
     /// Whether the assignment changed since the last call.
     pub fn take_rebalanced(&self) -> bool {
         self.rebalanced.swap(false, Ordering::AcqRel)

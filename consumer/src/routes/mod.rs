@@ -1,6 +1,7 @@
 //! HTTP handlers, a file per resource.
 
 pub mod analytics;
+pub mod fleet;
 pub mod jobs;
 pub mod ops;
 pub mod places;
@@ -33,5 +34,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ApiRoute::new(Method::POST, "/analytics/recompute/", analytics::recompute),
         ApiRoute::new(Method::GET, "/jobs/", jobs::list),
         ApiRoute::new(Method::GET, "/jobs/{id}/", jobs::detail),
+        ApiRoute::new(Method::GET, "/me/", fleet::me),
+        ApiRoute::new(Method::GET, "/fleet/", fleet::fleet),
     ]
 }

@@ -142,6 +142,17 @@ impl AccessRule for Readers {
     };
 }
 
+/// Every role, about the token itself (no merchant's data).
+#[derive(Debug)]
+pub struct AnyRole;
+
+impl AccessRule for AnyRole {
+    const ACCESS: Access = Access {
+        roles: &Role::ALL,
+        merchant_scoped: false,
+    };
+}
+
 /// An authenticated caller whose role the rule `A` allows. Every `/api/` handler takes one.
 #[derive(Debug)]
 pub struct Caller<A> {
