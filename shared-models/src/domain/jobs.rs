@@ -1,14 +1,12 @@
-//! Analytics job payloads (enqueued by the consumer and admins, run by the worker) and their admin-visible
-//! state in the `jobs` table.
+//! Analytics job payloads: enqueued by the consumer and admins, run by the worker. Their state, as admins see
+//! it, is in the `jobs` table (`store::jobs`).
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::time::start_of_hour;
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::schema::jobs;
 
 /// One place's hour: the unit that rollups are kept and recomputed in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,6 +49,47 @@ impl AnalyticsWork {
     }
 }
 
+/// Where a job is in its life, as the `jobs` table records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Retrying,
+    Done,
+    Failed,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Retrying,
+        JobStatus::Done,
+        JobStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Retrying => "retrying",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    /// The status named `text`, if there is one.
+    pub fn parse(text: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// Whether the job has ended (done or failed).
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Done | JobStatus::Failed)
+    }
+}
+
 /// The payload on the analytics queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnalyticsJob {
@@ -73,70 +112,6 @@ impl AnalyticsJob {
             _ => None,
         }
     }
-}
-
-/// A job as admins see it.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[cfg_attr(feature = "http", derive(paperclip::actix::Apiv2Schema))]
-#[diesel(table_name = jobs)]
-pub struct JobRecord {
-    pub id: Uuid,
-    pub kind: String,
-    pub status: String,
-    pub payload: serde_json::Value,
-    pub attempts: i32,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// Records a job as queued, before it is pushed to Redis. A job id seen before is left as it is.
-pub fn record_queued(conn: &mut PgConnection, job: &AnalyticsJob) -> QueryResult<()> {
-    diesel::insert_into(jobs::table)
-        .values((
-            jobs::id.eq(job.job_id),
-            jobs::kind.eq(job.work.kind()),
-            jobs::status.eq("queued"),
-            jobs::payload.eq(serde_json::to_value(&job.work).unwrap_or_default()),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    Ok(())
-}
-
-pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<JobRecord>> {
-    jobs::table
-        .find(id)
-        .select(JobRecord::as_select())
-        .first(conn)
-        .optional()
-}
-
-/// Jobs not finished yet (queued, running or retrying), oldest first, as they were queued.
-pub fn unfinished(conn: &mut PgConnection) -> QueryResult<Vec<AnalyticsJob>> {
-    let rows: Vec<(Uuid, serde_json::Value)> = jobs::table
-        .filter(jobs::status.eq_any(["queued", "running", "retrying"]))
-        .order(jobs::created_at.asc())
-        .select((jobs::id, jobs::payload))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(job_id, payload)| {
-            let work = serde_json::from_value(payload).ok()?;
-            Some(AnalyticsJob { job_id, work })
-        })
-        .collect())
-}
-
-/// Jobs in one status, newest first.
-pub fn list_by_status(conn: &mut PgConnection, status: &str, limit: i64) -> QueryResult<Vec<JobRecord>> {
-    jobs::table
-        .filter(jobs::status.eq(status))
-        .order(jobs::created_at.desc())
-        .limit(limit)
-        .select(JobRecord::as_select())
-        .load(conn)
 }
 
 #[cfg(test)]
