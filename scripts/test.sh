@@ -31,8 +31,9 @@ export TEST_TANSU_BIN="$TANSU_BIN"
 export PYTHONPATH="$OPENAPI_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"
 export SCHEMATHESIS_PYTHONPATH PLAYWRIGHT_DIR
 export RUST_LOG="${RUST_LOG:-warn}"
+# Tests that run the services as processes find the binaries beside their own executables.
+cargo build --bins
 if [ "${1:-}" = "faults" ]; then
-  cargo build --bins
   cargo test -p system-tests --test faults -- --nocapture --test-threads=1
 else
   cargo test --workspace --all-targets --no-fail-fast "$@"

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use consumer::analytics::{self, Period, Scope};
 use diesel::prelude::*;
 use diesel::sql_types::Timestamptz;
-use shared_models::db;
+use shared_models::store;
 
 const RECEIPTS: i64 = 1_000_000;
 const RUNS: usize = 15;
@@ -38,11 +38,11 @@ fn main() {
             .execute(&mut admin)
             .expect("create");
     }
-    let pool = db::build_pool(&format!("{base}/receipts_bench"), 4);
-    db::run_migrations(&pool).expect("migrate");
+    let pool = store::build_pool(&format!("{base}/receipts_bench"), 4);
+    store::run_migrations(&pool).expect("migrate");
     let mut conn = pool.get().expect("connection");
 
-    let stored: i64 = shared_models::schema::receipts::table
+    let stored: i64 = shared_models::store::schema::receipts::table
         .count()
         .get_result(&mut conn)
         .expect("count");
@@ -70,9 +70,9 @@ fn main() {
             started.elapsed()
         );
         let started = Instant::now();
-        let buckets = worker::rollups::all_buckets(&mut conn, None).expect("buckets");
+        let buckets = shared_models::store::rollups::all_buckets(&mut conn, None).expect("buckets");
         for chunk in buckets.chunks(20_000) {
-            worker::rollups::recompute(&mut conn, chunk).expect("recompute");
+            shared_models::store::rollups::recompute(&mut conn, chunk).expect("recompute");
         }
         diesel::sql_query("ANALYZE").execute(&mut conn).expect("analyze");
         println!(
@@ -93,15 +93,15 @@ fn main() {
     let mut with_rollups = Vec::new();
     for _ in 0..RUNS {
         let started = Instant::now();
-        let summary = analytics::figures(&mut conn, &Scope::default(), &period, false).expect("summary");
+        let summary = analytics::summary(&mut conn, &Scope::default(), &period).expect("summary");
         let page: Vec<String> = (0..50).map(|p| format!("place-{p}")).collect();
         let scope = Scope {
             places: Some(page),
             ..Scope::default()
         };
-        let per_place = analytics::figures(&mut conn, &scope, &period, true).expect("page");
+        let per_place = analytics::per_place(&mut conn, &scope, &period).expect("page");
         with_rollups.push(started.elapsed());
-        assert!(summary["*"].purchases > 0 && per_place.len() == 50);
+        assert!(summary.purchases > 0 && per_place.len() == 50);
     }
 
     let naive_sql = "

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Int8, Nullable, Numeric, Text, Timestamptz};
+use diesel::sql_types::{Array, Int8, Nullable, Numeric, Text, Timestamptz};
 use paperclip::actix::Apiv2Schema;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use shared_models::domain::money::{mean, Money};
 use shared_models::domain::time::start_of_hour;
-use shared_models::money::{mean, Money};
 
 /// A half-open period `[from, to)`; an open end is unbounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Apiv2Schema)]
@@ -81,8 +81,8 @@ pub struct Scope {
 
 #[derive(Debug, QueryableByName)]
 struct TotalsRow {
-    #[diesel(sql_type = Text)]
-    place_key: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    place_key: Option<String>,
     #[diesel(sql_type = Int8)]
     purchases: i64,
     #[diesel(sql_type = Numeric)]
@@ -95,8 +95,8 @@ struct TotalsRow {
 
 #[derive(Debug, QueryableByName)]
 struct CategoryRow {
-    #[diesel(sql_type = Text)]
-    place_key: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    place_key: Option<String>,
     #[diesel(sql_type = Text)]
     category: String,
     #[diesel(sql_type = Int8)]
@@ -105,46 +105,47 @@ struct CategoryRow {
     spent: Decimal,
 }
 
-const SCOPE_SQL: &str = "scope AS (
+/// The places a query covers: `$1` a merchant (or all), `$2` one place (or all), `$3` a list of places (or
+/// all). Every analytics query starts with it, so "the places in this caller's scope" is written once.
+pub(crate) const SCOPE_SQL: &str = "scope AS (
     SELECT place_id FROM places
     WHERE ($1::text IS NULL OR merchant_id = $1)
       AND ($2::text IS NULL OR place_id = $2)
       AND ($3::text[] IS NULL OR place_id = ANY($3))
 )";
 
+/// Receipts, totals, VAT and tips: whole hours ($4-$5) from the rollups, the edges ($6-$9) from the receipts.
+/// `{key}` is `place_id` (per place) or NULL (the whole scope).
 const TOTALS_SQL: &str = "parts AS (
     SELECT place_id, purchases, total_amount, vat_amount, tips_amount FROM place_hour_rollups
-    WHERE hour >= $5 AND hour < $6 AND place_id IN (SELECT place_id FROM scope)
+    WHERE hour >= $4 AND hour < $5 AND place_id IN (SELECT place_id FROM scope)
     UNION ALL
     SELECT place_id, 1, total_amount, vat_amount, tips_amount FROM receipts
-    WHERE ((purchased_at >= $7 AND purchased_at < $8) OR (purchased_at >= $9 AND purchased_at < $10))
+    WHERE ((purchased_at >= $6 AND purchased_at < $7) OR (purchased_at >= $8 AND purchased_at < $9))
       AND place_id IN (SELECT place_id FROM scope)
 )
-SELECT CASE WHEN $11 THEN place_id ELSE '*' END AS place_key,
+SELECT {key} AS place_key,
        COALESCE(SUM(purchases), 0)::int8 AS purchases,
        COALESCE(SUM(total_amount), 0) AS total_amount,
        COALESCE(SUM(vat_amount), 0) AS vat_amount,
        COALESCE(SUM(tips_amount), 0) AS tips_amount
-FROM parts
--- $4 (the category filter) narrows only the category figures; it is named here so that both queries
--- take the same parameters.
-WHERE $4::text IS NULL OR $4::text IS NOT NULL
-GROUP BY 1";
+FROM parts GROUP BY 1";
 
+/// Per category: the receipts holding it and their spend, with the same parts, narrowed to one category by
+/// $10 when it is set.
 const CATEGORIES_SQL: &str = "parts AS (
     SELECT place_id, category, receipts, spent FROM category_hour_rollups
-    WHERE hour >= $5 AND hour < $6 AND place_id IN (SELECT place_id FROM scope)
-      AND ($4::text IS NULL OR category = $4)
+    WHERE hour >= $4 AND hour < $5 AND place_id IN (SELECT place_id FROM scope)
+      AND ($10::text IS NULL OR category = $10)
     UNION ALL
     SELECT r.place_id, l.category, COUNT(DISTINCT r.id), SUM(l.amount)
     FROM receipts r JOIN receipt_lines l ON l.receipt_id = r.id
-    WHERE ((r.purchased_at >= $7 AND r.purchased_at < $8) OR (r.purchased_at >= $9 AND r.purchased_at < $10))
+    WHERE ((r.purchased_at >= $6 AND r.purchased_at < $7) OR (r.purchased_at >= $8 AND r.purchased_at < $9))
       AND r.place_id IN (SELECT place_id FROM scope)
-      AND ($4::text IS NULL OR l.category = $4)
+      AND ($10::text IS NULL OR l.category = $10)
     GROUP BY r.place_id, l.category
 )
-SELECT CASE WHEN $11 THEN place_id ELSE '*' END AS place_key, category,
-       SUM(receipts)::int8 AS receipts, SUM(spent) AS spent
+SELECT {key} AS place_key, category, SUM(receipts)::int8 AS receipts, SUM(spent) AS spent
 FROM parts GROUP BY 1, 2";
 
 /// Exact sums of one place (or of everything in scope).
@@ -174,7 +175,7 @@ pub struct CategoryFigures {
     pub average_receipt: Money,
 }
 
-/// SPEC's analytics structure, without the place fields (they are added for per-place objects).
+/// The analytics of a set of receipts (docs/api.md), without the place fields (they are added for per-place objects).
 #[derive(Debug, Clone, Serialize, Apiv2Schema)]
 pub struct AnalyticsBody {
     /// Receipts in the period (by purchase time).
@@ -215,33 +216,72 @@ impl Figures {
     }
 }
 
-/// Figures per place (`by_place`) or for the whole scope (under the key `*`).
-pub fn figures(
+/// How a query groups its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grouping {
+    /// One set of figures for the whole scope.
+    Whole,
+    /// A set per place.
+    PerPlace,
+}
+
+impl Grouping {
+    fn key(self) -> &'static str {
+        match self {
+            Grouping::Whole => "NULL::text",
+            Grouping::PerPlace => "place_id",
+        }
+    }
+}
+
+/// The figures of the whole scope over the period.
+pub fn summary(conn: &mut PgConnection, scope: &Scope, period: &Period) -> QueryResult<Figures> {
+    Ok(grouped(conn, scope, period, Grouping::Whole)?
+        .remove(&None)
+        .unwrap_or_default())
+}
+
+/// The figures of each place in scope over the period (places without purchases are absent).
+pub fn per_place(
     conn: &mut PgConnection,
     scope: &Scope,
     period: &Period,
-    by_place: bool,
 ) -> QueryResult<BTreeMap<String, Figures>> {
+    Ok(grouped(conn, scope, period, Grouping::PerPlace)?
+        .into_iter()
+        .filter_map(|(place, figures)| Some((place?, figures)))
+        .collect())
+}
+
+fn grouped(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    period: &Period,
+    grouping: Grouping,
+) -> QueryResult<BTreeMap<Option<String>, Figures>> {
     let plan = period.plan();
     macro_rules! bound {
         ($sql:expr) => {
-            diesel::sql_query(format!("WITH {SCOPE_SQL}, {}", $sql))
-                .bind::<Nullable<Text>, _>(scope.merchant_id.clone())
-                .bind::<Nullable<Text>, _>(scope.place_id.clone())
-                .bind::<Nullable<Array<Text>>, _>(scope.places.clone())
-                .bind::<Nullable<Text>, _>(scope.category.clone())
-                .bind::<Timestamptz, _>(plan.whole.0)
-                .bind::<Timestamptz, _>(plan.whole.1)
-                .bind::<Timestamptz, _>(plan.edges[0].0)
-                .bind::<Timestamptz, _>(plan.edges[0].1)
-                .bind::<Timestamptz, _>(plan.edges[1].0)
-                .bind::<Timestamptz, _>(plan.edges[1].1)
-                .bind::<Bool, _>(by_place)
+            diesel::sql_query(format!(
+                "WITH {SCOPE_SQL}, {}",
+                $sql.replace("{key}", grouping.key())
+            ))
+            .bind::<Nullable<Text>, _>(scope.merchant_id.clone())
+            .bind::<Nullable<Text>, _>(scope.place_id.clone())
+            .bind::<Nullable<Array<Text>>, _>(scope.places.clone())
+            .bind::<Timestamptz, _>(plan.whole.0)
+            .bind::<Timestamptz, _>(plan.whole.1)
+            .bind::<Timestamptz, _>(plan.edges[0].0)
+            .bind::<Timestamptz, _>(plan.edges[0].1)
+            .bind::<Timestamptz, _>(plan.edges[1].0)
+            .bind::<Timestamptz, _>(plan.edges[1].1)
         };
     }
     let totals: Vec<TotalsRow> = bound!(TOTALS_SQL).load(conn)?;
-    let categories: Vec<CategoryRow> = bound!(CATEGORIES_SQL).load(conn)?;
-    let mut result: BTreeMap<String, Figures> = BTreeMap::new();
+    let categories: Vec<CategoryRow> = bound!(CATEGORIES_SQL)
+        .bind::<Nullable<Text>, _>(scope.category.clone())
+        .load(conn)?;
+    let mut result: BTreeMap<Option<String>, Figures> = BTreeMap::new();
     for row in totals {
         let figures = result.entry(row.place_key).or_default();
         figures.purchases = row.purchases;
@@ -261,7 +301,7 @@ pub fn figures(
 
 /// When the rollups in scope were last computed, if any were.
 pub fn computed_at(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Option<DateTime<Utc>>> {
-    use shared_models::schema::{place_hour_rollups, places};
+    use shared_models::store::schema::{place_hour_rollups, places};
     let mut query = place_hour_rollups::table
         .inner_join(places::table.on(places::place_id.eq(place_hour_rollups::place_id)))
         .select(diesel::dsl::max(place_hour_rollups::computed_at))

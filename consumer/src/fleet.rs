@@ -5,8 +5,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use paperclip::actix::Apiv2Schema;
 use serde::Serialize;
-use shared_models::jobs::JobRecord;
-use shared_models::schema::{hourly_runs, jobs, outbox};
+use shared_models::domain::jobs::JobStatus;
+use shared_models::store;
+use shared_models::store::jobs::JobRecord;
+use shared_models::store::schema::{hourly_runs, outbox};
 
 /// A worker replica, as it registered in Redis.
 #[derive(Debug, Clone, Serialize, Apiv2Schema)]
@@ -17,11 +19,9 @@ pub struct WorkerReplica {
 }
 
 /// How many jobs are in one state.
-#[derive(Debug, Clone, Serialize, Apiv2Schema, QueryableByName)]
+#[derive(Debug, Clone, Serialize, Apiv2Schema)]
 pub struct JobCount {
-    #[diesel(sql_type = diesel::sql_types::Text)]
     pub status: String,
-    #[diesel(sql_type = diesel::sql_types::Int8)]
     pub count: i64,
 }
 
@@ -46,18 +46,14 @@ pub struct Ledger {
 /// Reads the ledger: job counts by state, the ten latest failures, the 24 latest hourly slots and the outbox
 /// rows still waiting for Kafka.
 pub fn ledger(conn: &mut PgConnection) -> QueryResult<Ledger> {
-    let counts: Vec<JobCount> = diesel::sql_query(
-        "SELECT s.status, COUNT(j.id)::int8 AS count
-         FROM unnest(ARRAY['queued', 'running', 'retrying', 'done', 'failed']) WITH ORDINALITY AS s(status, n)
-         LEFT JOIN jobs j ON j.status = s.status GROUP BY s.status, s.n ORDER BY s.n",
-    )
-    .load(conn)?;
-    let recent_failures = jobs::table
-        .filter(jobs::status.eq("failed"))
-        .order(jobs::created_at.desc())
-        .limit(10)
-        .select(JobRecord::as_select())
-        .load(conn)?;
+    let counts = store::jobs::counts(conn)?
+        .into_iter()
+        .map(|(status, count)| JobCount {
+            status: status.as_str().to_owned(),
+            count,
+        })
+        .collect();
+    let recent_failures = store::jobs::list_by_status(conn, JobStatus::Failed, 10)?;
     let hourly_slots = hourly_runs::table
         .order(hourly_runs::slot.desc())
         .limit(24)

@@ -4,9 +4,9 @@
 pub mod analytics;
 pub mod config;
 pub mod console;
+pub mod error;
 pub mod fleet;
 pub mod ingest;
 pub mod routes;
 pub mod startup;
-pub mod store;
 pub mod timeseries;

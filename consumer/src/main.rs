@@ -18,15 +18,14 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(cli.config)
-            .await
-            .map_err(|error| error.to_string())?;
+        let app = Application::build(cli.config).await?;
         log::info!("consumer listening on port {}", app.port());
-        app.run_until_stopped().await.map_err(|error| error.to_string())
+        app.run_until_stopped().await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let error = shared_models::report::chain(&error);
             log::error!("{error}");
             eprintln!("consumer: {error}");
             ExitCode::FAILURE

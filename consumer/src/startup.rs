@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::web;
-use shared_models::db::{self, PgPool};
+use shared_models::store::{self, PgPool};
 use shared_models::web::auth::AuthState;
 use shared_models::web::observe::HttpMetrics;
 use shared_models::web::ops as common;
@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ConsumerConfig;
-use crate::ingest::{Ingest, IngestError, IngestMetrics, LagReporter};
+use crate::error::ConsumerError;
+use crate::ingest::{Ingest, IngestMetrics, LagReporter};
 use crate::routes::{self, ops};
 
 const API: ApiService = ApiService {
@@ -29,7 +30,7 @@ const API: ApiService = ApiService {
 
 const API_DESCRIPTION: &str =
     "Places and analytics: the receipts read from Kafka, tied to places and merchants, \
-and SPEC's analytics per place or over every place, for any period (from inclusive, to exclusive, exact for \
+and analytics (purchases, amounts, taxes, tips and categories) per place or over every place, for any period (from inclusive, to exclusive, exact for \
 any instants). Admins trigger recomputes and follow the worker fleet's jobs. Every endpoint needs \
 `Authorization: Bearer <token>`; errors carry `{\"error\", \"message\"}`.";
 
@@ -43,20 +44,6 @@ pub struct AppState {
     pub lag: LagReporter,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("cannot listen on {0}: {1}")]
-    Bind(String, std::io::Error),
-    #[error("database: {0}")]
-    Database(#[from] db::DbError),
-    #[error("metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
-    #[error("start-up task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-    #[error("kafka: {0}")]
-    Ingest(#[from] IngestError),
-}
-
 pub struct Application {
     server: Server,
     port: u16,
@@ -65,20 +52,20 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: ConsumerConfig) -> Result<Self, StartupError> {
-        let pool = db::build_pool(&config.database.database_url, config.database.database_pool_size);
+    pub async fn build(config: ConsumerConfig) -> Result<Self, ConsumerError> {
+        let pool = store::build_pool(&config.database.database_url, config.database.database_pool_size);
         let pool_ = pool.clone();
-        tokio::task::spawn_blocking(move || db::run_migrations_when_ready(&pool_, 30)).await??;
+        tokio::task::spawn_blocking(move || store::run_migrations_when_ready(&pool_, 30)).await??;
         let http_metrics = HttpMetrics::new("consumer")?;
         let lag = LagReporter::register(&http_metrics.registry)?;
         let ingest_metrics = IngestMetrics::register(&http_metrics.registry)?;
         let ingest = Ingest::connect(&config, pool.clone(), lag.clone(), ingest_metrics).await?;
 
         let listener = TcpListener::bind(&config.addr)
-            .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
+            .map_err(|error| ConsumerError::Bind(config.addr.clone(), error))?;
         let port = listener
             .local_addr()
-            .map_err(|error| StartupError::Bind(config.addr.clone(), error))?
+            .map_err(|error| ConsumerError::Bind(config.addr.clone(), error))?
             .port();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -106,7 +93,7 @@ impl Application {
                     .configure(crate::console::configure);
             },
         )
-        .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
+        .map_err(|error| ConsumerError::Bind(config.addr.clone(), error))?;
 
         let (stop_ingest, ingest_stopped) = watch::channel(false);
         let ingest = tokio::spawn(ingest.run(ingest_stopped));
@@ -123,10 +110,10 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then lets the ingest loop finish its batch and commit.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self) -> Result<(), ConsumerError> {
         let result = self.server.await;
         let _ = self.stop_ingest.send(true);
         let _ = self.ingest.await;
-        result
+        result.map_err(ConsumerError::Serve)
     }
 }

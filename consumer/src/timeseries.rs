@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Int8, Nullable, Numeric, Text, Timestamptz};
+use diesel::sql_types::{Array, Int8, Nullable, Numeric, Text, Timestamptz};
 use paperclip::actix::Apiv2Schema;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use shared_models::money::{mean, Money};
+use shared_models::domain::money::{mean, Money};
 
-use crate::analytics::Period;
+use crate::analytics::{Period, SCOPE_SQL};
 
 /// The length of a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Apiv2Schema)]
@@ -99,18 +99,15 @@ struct BucketRow {
 }
 
 /// Whole hours from the rollups, the partial hours at the edges from the receipts, summed per bucket.
-const SERIES_SQL: &str = "WITH scope AS (
-    SELECT place_id FROM places
-    WHERE ($1::text IS NULL OR merchant_id = $1) AND ($2::text IS NULL OR place_id = $2)
-), parts AS (
+const SERIES_SQL: &str = "parts AS (
     SELECT hour AS at, purchases, total_amount, vat_amount, tips_amount FROM place_hour_rollups
-    WHERE hour >= $3 AND hour < $4 AND place_id IN (SELECT place_id FROM scope)
+    WHERE hour >= $4 AND hour < $5 AND place_id IN (SELECT place_id FROM scope)
     UNION ALL
     SELECT purchased_at, 1, total_amount, vat_amount, tips_amount FROM receipts
-    WHERE ((purchased_at >= $5 AND purchased_at < $6) OR (purchased_at >= $7 AND purchased_at < $8))
+    WHERE ((purchased_at >= $6 AND purchased_at < $7) OR (purchased_at >= $8 AND purchased_at < $9))
       AND place_id IN (SELECT place_id FROM scope)
 )
-SELECT date_trunc($9, at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start,
+SELECT date_trunc($10, at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start,
        SUM(purchases)::int8 AS purchases, SUM(total_amount) AS total_amount,
        SUM(vat_amount) AS vat_amount, SUM(tips_amount) AS tips_amount
 FROM parts GROUP BY 1 ORDER BY 1";
@@ -129,9 +126,10 @@ pub fn series(
         to: Some(to),
     }
     .plan();
-    let rows: Vec<BucketRow> = diesel::sql_query(SERIES_SQL)
+    let rows: Vec<BucketRow> = diesel::sql_query(format!("WITH {SCOPE_SQL}, {SERIES_SQL}"))
         .bind::<Nullable<Text>, _>(merchant_id)
         .bind::<Nullable<Text>, _>(place_id)
+        .bind::<Nullable<Array<Text>>, _>(None::<Vec<String>>)
         .bind::<Timestamptz, _>(plan.whole.0)
         .bind::<Timestamptz, _>(plan.whole.1)
         .bind::<Timestamptz, _>(plan.edges[0].0)

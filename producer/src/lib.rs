@@ -2,6 +2,7 @@
 //! through a transactional outbox.
 
 pub mod config;
+pub mod error;
 pub mod intake;
 pub mod relay;
 pub mod routes;

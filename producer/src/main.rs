@@ -3,10 +3,12 @@ use std::str::FromStr;
 
 use clap::{Parser, Subcommand};
 use producer::config::ProducerConfig;
+use producer::error::ProducerError;
 use producer::startup::Application;
-use shared_models::auth::{self, Role};
 use shared_models::config::{load_dotenv, DatabaseConfig};
-use shared_models::db;
+use shared_models::domain::auth::Role;
+use shared_models::store;
+use shared_models::store::tokens;
 use uuid::Uuid;
 
 /// Receipt intake API: validates receipts, logs every attempt and relays accepted ones to Kafka.
@@ -63,24 +65,23 @@ enum TokenAction {
     Revoke { id: Uuid },
 }
 
-fn run_token_command(database: &DatabaseConfig, action: TokenAction) -> Result<(), String> {
-    let pool = db::build_pool(&database.database_url, 1);
-    db::run_migrations(&pool).map_err(|error| error.to_string())?;
-    let mut conn = pool.get().map_err(|error| error.to_string())?;
+fn run_token_command(database: &DatabaseConfig, action: TokenAction) -> Result<(), ProducerError> {
+    let pool = store::build_pool(&database.database_url, 1);
+    store::run_migrations(&pool)?;
+    let mut conn = pool.get()?;
     match action {
         TokenAction::Create {
             role,
             merchant_id,
             name,
         } => {
-            let role = Role::from_str(&role).map_err(|error| error.to_string())?;
+            let role = Role::from_str(&role)?;
             let (record, secret) =
-                auth::create_token(&mut conn, role, merchant_id.as_deref(), name.as_deref())
-                    .map_err(|error| error.to_string())?;
+                tokens::create_token(&mut conn, role, merchant_id.as_deref(), name.as_deref())?;
             println!("id:    {}\nrole:  {}\ntoken: {secret}", record.id, record.role);
         }
         TokenAction::List => {
-            for token in auth::list_tokens(&mut conn).map_err(|error| error.to_string())? {
+            for token in tokens::list_tokens(&mut conn)? {
                 let revoked = token
                     .revoked_at
                     .map(|at| format!("revoked {at}"))
@@ -96,8 +97,8 @@ fn run_token_command(database: &DatabaseConfig, action: TokenAction) -> Result<(
             }
         }
         TokenAction::Revoke { id } => {
-            if !auth::revoke_token(&mut conn, id).map_err(|error| error.to_string())? {
-                return Err(format!("no token {id}"));
+            if !tokens::revoke_token(&mut conn, id)? {
+                return Err(ProducerError::NoSuchToken(id));
             }
             println!("revoked {id}");
         }
@@ -114,25 +115,24 @@ fn main() -> ExitCode {
         Command::Outbox {
             action: OutboxAction::ReplayUnconsumed,
         } => {
-            let pool = db::build_pool(&cli.config.database.database_url, 1);
-            db::run_migrations(&pool)
-                .map_err(|error| error.to_string())
-                .and_then(|()| producer::relay::replay_unconsumed(&pool).map_err(|error| error.to_string()))
+            let pool = store::build_pool(&cli.config.database.database_url, 1);
+            store::run_migrations(&pool)
+                .map_err(ProducerError::from)
+                .and_then(|()| producer::relay::replay_unconsumed(&pool))
                 .map(|count| println!("{count} receipts queued for publication again"))
         }
-        Command::Migrate => db::run_migrations(&db::build_pool(&cli.config.database.database_url, 1))
-            .map_err(|error| error.to_string()),
+        Command::Migrate => store::run_migrations(&store::build_pool(&cli.config.database.database_url, 1))
+            .map_err(ProducerError::from),
         Command::Serve => actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(cli.config)
-                .await
-                .map_err(|error| error.to_string())?;
+            let app = Application::build(cli.config).await?;
             log::info!("producer listening on port {}", app.port());
-            app.run_until_stopped().await.map_err(|error| error.to_string())
+            app.run_until_stopped().await
         }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let error = shared_models::report::chain(&error);
             log::error!("{error}");
             eprintln!("producer: {error}");
             ExitCode::FAILURE

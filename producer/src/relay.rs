@@ -4,34 +4,23 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use diesel::prelude::*;
 use futures::executor::block_on;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use shared_models::db::PgPool;
+use shared_models::domain::receipt::{SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
 use shared_models::kafka;
-use shared_models::receipt::{SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
-use shared_models::schema::outbox;
+use shared_models::report::chain;
+use shared_models::store::outbox::{self, Reconciled};
+use shared_models::store::PgPool;
 use tokio::sync::watch;
 
 use crate::config::RelayConfig;
+use crate::error::ProducerError;
 use crate::startup::ProducerMetrics;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error("database: {0}")]
-    Database(#[from] diesel::result::Error),
-    #[error("database pool: {0}")]
-    Pool(#[from] diesel::r2d2::PoolError),
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("{failed} receipts not acknowledged by Kafka (the others were published): {error}")]
-    NotAcknowledged { failed: usize, error: String },
-}
-
 /// Builds the idempotent Kafka producer the relay publishes with.
-pub fn build_producer(brokers: &str, config: &RelayConfig) -> Result<FutureProducer, RelayError> {
+pub fn build_producer(brokers: &str, config: &RelayConfig) -> Result<FutureProducer, ProducerError> {
     Ok(kafka::client_config(brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -41,12 +30,9 @@ pub fn build_producer(brokers: &str, config: &RelayConfig) -> Result<FutureProdu
 }
 
 /// Counts of outbox rows, for `/metrics`.
-pub fn pending_rows(pool: &PgPool) -> Result<i64, RelayError> {
+pub fn pending_rows(pool: &PgPool) -> Result<i64, ProducerError> {
     let mut conn = pool.get()?;
-    Ok(outbox::table
-        .filter(outbox::published_at.is_null())
-        .count()
-        .get_result(&mut conn)?)
+    Ok(outbox::backlog(&mut conn)?)
 }
 
 /// Publishes one batch. Returns how many rows were published.
@@ -55,18 +41,11 @@ pub fn publish_batch(
     producer: &FutureProducer,
     topic: &str,
     limit: i64,
-) -> Result<usize, RelayError> {
+) -> Result<usize, ProducerError> {
     let mut conn = pool.get()?;
     let mut failed = 0;
     conn.transaction(|conn| {
-        let rows: Vec<(i64, String, String)> = outbox::table
-            .filter(outbox::published_at.is_null())
-            .order(outbox::id.asc())
-            .limit(limit)
-            .select((outbox::id, outbox::message_key, outbox::payload))
-            .for_update()
-            .skip_locked()
-            .load(conn)?;
+        let rows = outbox::claim(conn, limit)?;
         if rows.is_empty() {
             return Ok((0, None));
         }
@@ -78,12 +57,12 @@ pub fn publish_batch(
         };
         let deliveries: Vec<_> = rows
             .iter()
-            .map(|(_, key, payload)| {
+            .map(|row| {
                 producer
                     .send_result(
                         FutureRecord::to(topic)
-                            .key(key)
-                            .payload(payload)
+                            .key(&row.key)
+                            .payload(&row.payload)
                             .headers(headers()),
                     )
                     .map_err(|(error, _)| error)
@@ -91,7 +70,7 @@ pub fn publish_batch(
             .collect();
         let mut ids = Vec::with_capacity(rows.len());
         let mut failure = None;
-        for ((id, _, _), delivery) in rows.iter().zip(deliveries) {
+        for (row, delivery) in rows.iter().zip(deliveries) {
             let outcome = match delivery {
                 Ok(future) => match block_on(future) {
                     Ok(Ok(_)) => Ok(()),
@@ -101,50 +80,32 @@ pub fn publish_batch(
                 Err(error) => Err(error.to_string()),
             };
             match outcome {
-                Ok(()) => ids.push(*id),
+                Ok(()) => ids.push(row.id),
                 Err(error) => {
                     failed += 1;
-                    failure = failure.or(Some((*id, error)));
+                    failure = failure.or(Some((row.id, error)));
                 }
             }
         }
-        let now = Utc::now();
-        diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
-            .set((
-                outbox::published_at.eq(now),
-                outbox::attempts.eq(outbox::attempts + 1),
-            ))
-            .execute(conn)?;
-        diesel::sql_query(
-            "UPDATE accepted_receipts a SET published_at = $1 FROM outbox o
-             WHERE o.id = ANY($2) AND a.merchant_id = o.merchant_id AND a.transaction_id = o.transaction_id",
-        )
-        .bind::<diesel::sql_types::Timestamptz, _>(now)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(&ids)
-        .execute(conn)?;
+        outbox::mark_published(conn, &ids)?;
         if let Some((id, error)) = &failure {
-            diesel::update(outbox::table.filter(outbox::id.eq(id)))
-                .set((
-                    outbox::attempts.eq(outbox::attempts + 1),
-                    outbox::last_error.eq(error),
-                ))
-                .execute(conn)?;
+            outbox::record_failure(conn, *id, error)?;
         }
-        Ok::<_, RelayError>((ids.len(), failure))
+        Ok::<_, ProducerError>((ids.len(), failure))
     })
     .and_then(|(published, failure)| match failure {
         // The acknowledged rows are marked published (committed above); the others wait for the next try.
         None => Ok(published),
-        Some((_, error)) => Err(RelayError::NotAcknowledged { failed, error }),
+        Some((_, error)) => Err(ProducerError::NotAcknowledged { failed, error }),
     })
 }
 
 /// One reconcile pass, logged and counted; a failure is logged and tried again at the next pass.
 async fn run_reconcile(pool: &PgPool, grace: Duration, metrics: &ProducerMetrics) {
     let pool = pool.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<Reconciled, RelayError> {
+    let result = tokio::task::spawn_blocking(move || -> Result<Reconciled, ProducerError> {
         let mut conn = pool.get()?;
-        reconcile(&mut conn, grace)
+        Ok(outbox::reconcile(&mut conn, grace)?)
     })
     .await;
     match result {
@@ -158,7 +119,7 @@ async fn run_reconcile(pool: &PgPool, grace: Duration, metrics: &ProducerMetrics
                 );
             }
         }
-        Ok(Err(error)) => log::warn!("pipeline reconcile failed: {error}; trying again later"),
+        Ok(Err(error)) => log::warn!("pipeline reconcile failed: {}; trying again later", chain(&error)),
         Err(error) => log::error!("pipeline reconcile task failed: {error}"),
     }
 }
@@ -187,12 +148,15 @@ pub async fn run(
             Some(_) => Ok(()),
             None => match kafka::ensure_topics(&brokers, &[(topic.as_str(), partitions)]).await {
                 Ok(()) => build_producer(&brokers, &config).map(|built| producer = Some(built)),
-                Err(error) => Err(RelayError::Kafka(error)),
+                Err(error) => Err(ProducerError::Kafka(error)),
             },
         };
         let Some(active) = producer.clone().filter(|_| ready.is_ok()) else {
             if let Err(error) = ready {
-                log::warn!("outbox relay cannot reach Kafka yet: {error}; retrying in {backoff:?}");
+                log::warn!(
+                    "outbox relay cannot reach Kafka yet: {}; retrying in {backoff:?}",
+                    chain(&error)
+                );
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -219,8 +183,11 @@ pub async fn run(
                 config.poll_interval()
             }
             Ok(Err(error)) => {
-                log::warn!("outbox relay: {error}; retrying in {backoff:?}");
-                if matches!(error, RelayError::Kafka(_) | RelayError::NotAcknowledged { .. }) {
+                log::warn!("outbox relay: {}; retrying in {backoff:?}", chain(&error));
+                if matches!(
+                    error,
+                    ProducerError::Kafka(_) | ProducerError::NotAcknowledged { .. }
+                ) {
                     // A broker that came back empty has lost the topic: make sure of it, with a new producer.
                     stale_producer = true;
                 }
@@ -252,46 +219,7 @@ pub async fn run(
 /// Marks for publication again every published receipt the consumer has not stored (after a broker that
 /// lost its messages, such as the local stack's in-memory one). The consumer is idempotent, so a receipt
 /// published twice is stored once. Returns how many rows were re-queued.
-pub fn replay_unconsumed(pool: &PgPool) -> Result<usize, RelayError> {
+pub fn replay_unconsumed(pool: &PgPool) -> Result<usize, ProducerError> {
     let mut conn = pool.get()?;
-    Ok(reconcile(&mut conn, Duration::ZERO)?.replayed)
-}
-
-/// What one reconcile pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Reconciled {
-    /// Published rows whose receipt the consumer has stored: done, and deleted from the outbox.
-    pub confirmed: usize,
-    /// Published rows whose receipt is still missing after the grace period: queued for publication again.
-    pub replayed: usize,
-}
-
-/// The pipeline reconcile: a published receipt that the consumer has stored is done (its outbox row is
-/// deleted); one that is still missing `grace` after publication (twice as long after each replay, up to 64
-/// times) was lost on the way, by a broker that lost its messages or a consumer that skipped them, and is
-/// published again. Safe to run in several replicas at once.
-pub fn reconcile(conn: &mut PgConnection, grace: Duration) -> Result<Reconciled, RelayError> {
-    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
-    conn.transaction(|conn| {
-        let confirmed = diesel::sql_query(
-            "DELETE FROM outbox o
-             WHERE o.published_at < now() - make_interval(secs => $1::float8 / 1000)
-               AND EXISTS (SELECT 1 FROM receipts r
-                           WHERE r.merchant_id = o.merchant_id AND r.transaction_id = o.transaction_id)",
-        )
-        .bind::<diesel::sql_types::Int8, _>(grace_ms)
-        .execute(conn)?;
-        let replayed = diesel::sql_query(
-            "UPDATE outbox o SET published_at = NULL, replays = o.replays + 1
-             WHERE o.id IN (
-               SELECT id FROM outbox s
-               WHERE s.published_at < now() - make_interval(secs => $1::float8 / 1000 * (1 << least(s.replays, 6)))
-                 AND NOT EXISTS (SELECT 1 FROM receipts r
-                                 WHERE r.merchant_id = s.merchant_id AND r.transaction_id = s.transaction_id)
-               FOR UPDATE SKIP LOCKED)",
-        )
-        .bind::<diesel::sql_types::Int8, _>(grace_ms)
-        .execute(conn)?;
-        Ok(Reconciled { confirmed, replayed })
-    })
+    Ok(outbox::reconcile(&mut conn, Duration::ZERO)?.replayed)
 }

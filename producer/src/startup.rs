@@ -7,8 +7,8 @@ use actix_web::dev::Server;
 use actix_web::web;
 use chrono::TimeDelta;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
-use shared_models::auth;
-use shared_models::db::{self, PgPool};
+use shared_models::store::tokens;
+use shared_models::store::{self, PgPool};
 use shared_models::web::auth::AuthState;
 use shared_models::web::observe::HttpMetrics;
 use shared_models::web::rate_limit::RateLimiter;
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{IntakeConfig, ProducerConfig};
+use crate::error::ProducerError;
 use crate::relay;
 use crate::routes::{self, ops};
 use crate::validation::Rules;
@@ -92,29 +93,15 @@ pub struct AppState {
     pub metrics: ProducerMetrics,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("cannot listen on {0}: {1}")]
-    Bind(String, std::io::Error),
-    #[error("database: {0}")]
-    Database(#[from] db::DbError),
-    #[error("bootstrap token: {0}")]
-    Bootstrap(#[from] auth::TokenError),
-    #[error("metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
-    #[error("start-up task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
 /// Applies migrations (retrying while PostgreSQL starts) and stores the bootstrap admin token.
-pub async fn prepare_database(pool: &PgPool, bootstrap_token: Option<String>) -> Result<(), StartupError> {
+pub async fn prepare_database(pool: &PgPool, bootstrap_token: Option<String>) -> Result<(), ProducerError> {
     let pool_ = pool.clone();
-    tokio::task::spawn_blocking(move || db::run_migrations_when_ready(&pool_, 30)).await??;
+    tokio::task::spawn_blocking(move || store::run_migrations_when_ready(&pool_, 30)).await??;
     if let Some(secret) = bootstrap_token.filter(|secret| !secret.is_empty()) {
         let pool = pool.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StartupError> {
-            let mut conn = pool.get().map_err(db::DbError::from)?;
-            Ok(auth::ensure_bootstrap_admin(&mut conn, &secret)?)
+        tokio::task::spawn_blocking(move || -> Result<(), ProducerError> {
+            let mut conn = pool.get()?;
+            Ok(tokens::ensure_bootstrap_admin(&mut conn, &secret)?)
         })
         .await??;
     }
@@ -129,15 +116,15 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: ProducerConfig) -> Result<Self, StartupError> {
-        let pool = db::build_pool(&config.database.database_url, config.database.database_pool_size);
+    pub async fn build(config: ProducerConfig) -> Result<Self, ProducerError> {
+        let pool = store::build_pool(&config.database.database_url, config.database.database_pool_size);
         prepare_database(&pool, config.bootstrap_admin_token.clone()).await?;
 
         let listener = TcpListener::bind(&config.addr)
-            .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
+            .map_err(|error| ProducerError::Bind(config.addr.clone(), error))?;
         let port = listener
             .local_addr()
-            .map_err(|error| StartupError::Bind(config.addr.clone(), error))?
+            .map_err(|error| ProducerError::Bind(config.addr.clone(), error))?
             .port();
 
         let http_metrics = HttpMetrics::new("producer")?;
@@ -176,7 +163,7 @@ impl Application {
                 }
             },
         )
-        .map_err(|error| StartupError::Bind(config.addr.clone(), error))?;
+        .map_err(|error| ProducerError::Bind(config.addr.clone(), error))?;
 
         let (stop_relay, relay_stopped) = watch::channel(false);
         let relay = tokio::spawn(relay::run(
@@ -201,10 +188,10 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT (actix handles both gracefully), then stops the relay.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self) -> Result<(), ProducerError> {
         let result = self.server.await;
         let _ = self.stop_relay.send(true);
         let _ = self.relay.await;
-        result
+        result.map_err(ProducerError::Serve)
     }
 }

@@ -6,8 +6,8 @@ use producer::validation::{validate, Rules};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
-use shared_models::money::round_cents;
-use shared_models::receipt::ReceiptEnvelope;
+use shared_models::domain::money::round_cents;
+use shared_models::domain::receipt::ReceiptEnvelope;
 
 fn decimal(units: i64, scale: u32) -> Decimal {
     Decimal::new(units, scale)

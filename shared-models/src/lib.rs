@@ -2,14 +2,10 @@
 //! receipt as it travels over Kafka, analytics job payloads, API tokens, and (behind features) the HTTP,
 //! Kafka and queue plumbing that more than one service needs.
 
-pub mod auth;
 pub mod config;
-pub mod db;
 pub mod domain;
-pub mod jobs;
-pub mod money;
-pub mod receipt;
-pub mod schema;
+pub mod report;
+pub mod store;
 
 #[cfg(feature = "kafka")]
 pub mod kafka;

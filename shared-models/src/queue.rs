@@ -6,7 +6,7 @@ use std::time::Duration;
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 
-use crate::jobs::AnalyticsJob;
+use crate::domain::jobs::AnalyticsJob;
 
 pub type AnalyticsQueue = RedisStorage<AnalyticsJob, ConnectionManager>;
 
@@ -15,10 +15,10 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(48 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("redis: {0}")]
+    #[error("redis")]
     Redis(#[from] apalis_redis::RedisError),
-    #[error("enqueue: {0}")]
-    Push(String),
+    #[error("enqueue")]
+    Push(#[source] apalis::prelude::BoxDynError),
 }
 
 pub async fn connect(redis_url: &str, queue_name: &str) -> Result<AnalyticsQueue, QueueError> {
@@ -41,7 +41,7 @@ pub async fn enqueue(queue: &mut AnalyticsQueue, job: AnalyticsJob) -> Result<()
     queue
         .push_task(task.build())
         .await
-        .map_err(|error| QueueError::Push(error.to_string()))
+        .map_err(|error| QueueError::Push(error.into()))
 }
 
 /// The key that tells a worker this Redis still holds the queue it filled.

@@ -5,24 +5,23 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
-use shared_models::schema::{places, receipts};
+use serde_json::Value;
+use shared_models::domain::auth::Role;
+use shared_models::store::schema::{places, receipts};
+use shared_models::testing::token;
 
 use crate::load::{Report, MERCHANT};
 use crate::stack::Stack;
 
 /// A token for the load's merchant.
 pub async fn merchant_token(stack: &Stack) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/tokens/", stack.producer_url))
-        .bearer_auth(&stack.admin_token)
-        .json(&json!({ "role": "merchant", "merchant_id": MERCHANT, "name": "fault suite" }))
-        .send()
-        .await
-        .expect("token request");
-    assert_eq!(response.status().as_u16(), 201, "a merchant token");
-    let body: Value = response.json().await.expect("token body");
-    body["token"].as_str().expect("the token").to_owned()
+    let database_url = stack.database_url.clone();
+    tokio::task::spawn_blocking(move || {
+        let pool = shared_models::store::build_pool(&database_url, 1);
+        token(&pool, Role::Merchant, Some(MERCHANT)).1
+    })
+    .await
+    .expect("the token task")
 }
 
 /// The merchant's analytics summary: purchases and their total.

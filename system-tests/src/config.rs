@@ -1,12 +1,11 @@
-//! Configuration of the services the consumer's tests start, on the throwaway PostgreSQL, Redis and broker
-//! of `make test`, with a unique topic, consumer group and queue per test.
-// Each test binary uses the part it needs.
-#![allow(dead_code)]
+//! Configuration of the services a test starts in its own process, on the throwaway PostgreSQL, Redis and
+//! broker of `make test`, with a unique topic, consumer group and queue per test.
 
 use consumer::config::{ConsumerConfig, IngestConfig};
 use producer::config::{IntakeConfig, ProducerConfig, RelayConfig};
 use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig, RedisConfig};
 use shared_models::testing::{defaults, service_url, unique_name};
+use worker::config::WorkerConfig;
 
 pub fn database(database_url: String) -> DatabaseConfig {
     DatabaseConfig {
@@ -81,5 +80,20 @@ pub fn consumer(database: DatabaseConfig, kafka: KafkaConfig, redis: RedisConfig
             session_timeout_ms: 30000,
             lag_interval_ms: 500,
         },
+    }
+}
+
+/// A worker that polls often and never reaches its hourly slot within a test.
+pub fn worker(database: DatabaseConfig, redis: RedisConfig) -> WorkerConfig {
+    WorkerConfig {
+        database,
+        redis,
+        hourly_schedule: "0 0 * * * *".into(),
+        reconcile_lookback_hours: 2,
+        job_retries: 2,
+        poll_ms: 100,
+        concurrency: 2,
+        metrics_addr: None,
+        worker_name: Some(unique_name("worker")),
     }
 }

@@ -1,8 +1,11 @@
-//! Tests of the whole pipeline as real processes. [`stack`] starts PostgreSQL, Redis, the broker and the three
-//! binaries on free local ports; [`load`] drives the producer with a steady stream of receipts, retrying each
-//! until it is taken, as a careful client does; [`check`] waits until every accepted receipt is stored once
-//! and counted once.
+//! Tests across the services. [`services`] starts the producer, the consumer and a worker in the test's own
+//! process (configured by [`config`]), for the API, OpenAPI, fuzz and end-to-end tests. [`stack`] starts
+//! PostgreSQL, Redis, the broker and the three binaries as real processes on free local ports, for the fault
+//! suite; [`load`] drives the producer with a steady stream of receipts, retrying each until it is taken, as a
+//! careful client does; [`check`] waits until every accepted receipt is stored once and counted once.
 
 pub mod check;
+pub mod config;
 pub mod load;
+pub mod services;
 pub mod stack;

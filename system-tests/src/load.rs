@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
+use serde_json::Value;
+use shared_models::testing::ReceiptBody;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -53,31 +54,20 @@ pub struct Load {
 /// One receipt of client `client`, number `sequence`: 1-3 lines, exact amounts.
 fn receipt(client: usize, sequence: usize) -> (String, Value, Decimal) {
     let transaction_id = format!("load-{client}-{sequence}");
-    let lines = 1 + (client + sequence) % 3;
-    let mut total = Decimal::ZERO;
-    let items: Vec<Value> = (0..lines)
-        .map(|line| {
-            let cents = 100 + ((client * 7919 + sequence * 104_729 + line * 31) % 4_900) as i64;
-            let price = Decimal::new(cents, 2);
-            let quantity = Decimal::from(1 + (line % 2) as i64);
-            total += price * quantity;
-            let category = ["food", "drinks", "household"][line % 3];
-            json!({
-                "product_id": format!("p-{line}"), "quantity": quantity.to_string(), "price": price.to_string(),
-                "category": category
-            })
-        })
-        .collect();
-    let body = json!({
-        "transaction_id": transaction_id,
-        "place_id": format!("load-place-{}", (client + sequence) % PLACES),
-        "timestamp": "2026-01-15T10:30:00Z",
-        "items": items,
-        "total_amount": total.to_string(),
-        "vat_amount": "0.00",
-        "payment_method": "card"
-    });
-    (transaction_id, body, total)
+    let mut receipt = ReceiptBody::new(&transaction_id)
+        .place(&format!("load-place-{}", (client + sequence) % PLACES))
+        .at("2026-01-15T10:30:00Z")
+        .vat("0.00");
+    for line in 0..1 + (client + sequence) % 3 {
+        let cents = 100 + ((client * 7919 + sequence * 104_729 + line * 31) % 4_900) as i64;
+        receipt = receipt.line(
+            &format!("p-{line}"),
+            &(1 + line % 2).to_string(),
+            &Decimal::new(cents, 2).to_string(),
+            ["food", "drinks", "household"][line % 3],
+        );
+    }
+    (transaction_id, receipt.build(), receipt.lines_total())
 }
 
 async fn client(

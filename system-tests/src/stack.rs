@@ -37,7 +37,7 @@ fn helper(call: &str, args: &[&str]) {
 }
 
 /// Where cargo put the binaries of the workspace (next to this test's own executable).
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
     let dir = exe
         .parent()

@@ -1,19 +1,21 @@
-//! Receipt intake against real PostgreSQL and a real Kafka-protocol broker.
+//! The producer's receipt intake against real PostgreSQL and a real Kafka-protocol broker.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use futures::future::join_all;
-use producer::config::{IntakeConfig, ProducerConfig, RelayConfig};
+use producer::config::ProducerConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 use serde_json::{json, Value};
-use shared_models::config::{AuthConfig, DatabaseConfig, KafkaConfig};
-use shared_models::db::PgPool;
-use shared_models::receipt::ReceiptEnvelope;
-use shared_models::schema::{outbox, receipt_log};
-use shared_models::testing::{defaults, fresh_database, service_url, unique_name};
+use shared_models::domain::auth::Role;
+use shared_models::domain::receipt::ReceiptEnvelope;
+use shared_models::store::schema::{outbox, receipt_log};
+use shared_models::store::PgPool;
+use shared_models::testing::{fresh_database, service_url, token, unique_name, ReceiptBody};
+use system_tests::config;
+use system_tests::stack::free_port;
 
 struct Producer {
     url: String,
@@ -32,41 +34,17 @@ async fn spawn_producer_with(brokers: &str, adjust: impl FnOnce(&mut ProducerCon
     let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database");
-    let topic = unique_name("receipts");
     let admin = unique_name("rcpt_admin");
-    let mut config = ProducerConfig {
-        addr: "127.0.0.1:0".into(),
-        database: DatabaseConfig {
-            database_url,
-            database_pool_size: 40,
-        },
-        kafka: KafkaConfig {
-            kafka_brokers: brokers.to_owned(),
-            kafka_dlq_topic: format!("{topic}.dlq"),
-            kafka_topic: topic.clone(),
-            kafka_partitions: 2,
-        },
-        http: defaults(),
-        auth: AuthConfig {
-            token_cache_seconds: 30,
-        },
-        rate_limit: defaults(),
-        bootstrap_admin_token: Some(admin.clone()),
-        intake: IntakeConfig {
-            max_body_bytes: 64 * 1024,
-            total_tolerance: "0.01".parse().expect("decimal"),
-            max_future_skew_seconds: 600,
-            earliest_timestamp: "2000-01-01T00:00:00Z".parse().expect("time"),
-            rejected_body_log_bytes: 256,
-        },
-        relay: RelayConfig {
-            relay_batch_size: 50,
-            relay_poll_ms: 50,
-            kafka_message_timeout_ms: 5000,
-            reconcile_interval_seconds: 30,
-            reconcile_grace_seconds: 120,
-        },
-    };
+    let mut kafka = config::kafka(2);
+    kafka.kafka_brokers = brokers.to_owned();
+    let topic = kafka.kafka_topic.clone();
+    let mut config = config::producer(config::database(database_url), kafka, &admin);
+    config.database.database_pool_size = 40;
+    config.auth.token_cache_seconds = 30;
+    config.intake.max_body_bytes = 64 * 1024;
+    config.intake.rejected_body_log_bytes = 256;
+    config.relay.relay_batch_size = 50;
+    config.relay.kafka_message_timeout_ms = 5000;
     adjust(&mut config);
     let app = producer::startup::Application::build(config)
         .await
@@ -84,17 +62,10 @@ async fn spawn_producer_with(brokers: &str, adjust: impl FnOnce(&mut ProducerCon
 
 impl Producer {
     async fn merchant(&self, merchant_id: &str) -> String {
-        let response = self
-            .http
-            .post(format!("{}/api/tokens/", self.url))
-            .bearer_auth(&self.admin)
-            .json(&json!({ "role": "merchant", "merchant_id": merchant_id }))
-            .send()
+        let (pool, merchant_id) = (self.pool.clone(), merchant_id.to_owned());
+        tokio::task::spawn_blocking(move || token(&pool, Role::Merchant, Some(&merchant_id)).1)
             .await
-            .expect("request");
-        assert_eq!(response.status().as_u16(), 201);
-        let body: Value = response.json().await.expect("json");
-        body["token"].as_str().expect("token").to_owned()
+            .expect("the token task")
     }
 
     async fn post_raw(&self, token: &str, body: Vec<u8>) -> (u16, Value) {
@@ -130,16 +101,12 @@ impl Producer {
     }
 }
 
+/// A receipt at place store-1 of 1.5 x 2.00.
 fn receipt(transaction_id: &str) -> Value {
-    json!({
-        "transaction_id": transaction_id,
-        "timestamp": "2024-02-07T12:34:56Z",
-        "place_id": "store-1",
-        "items": [{ "product_id": "p", "quantity": "1.5", "price": "2.00", "category": "food" }],
-        "total_amount": "3.00",
-        "vat_amount": "0.30",
-        "payment_method": "cash"
-    })
+    ReceiptBody::new(transaction_id)
+        .line("p", "1.5", "2.00", "food")
+        .vat("0.30")
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -230,14 +197,6 @@ async fn malformed_bodies_get_400_or_413_and_are_logged() {
         bodies.iter().flatten().any(|body| body.starts_with("[[[")),
         "rejected bodies are kept"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// A tansu broker this test starts and stops itself.

@@ -1,49 +1,29 @@
 //! The analytics job handler: a plain async function over the shared payload type. Its effects are
 //! idempotent; its state is kept in the `jobs` table for admins.
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
-use chrono::{TimeDelta, Utc};
-use diesel::prelude::*;
 use std::time::Duration;
 
-use shared_models::db::{self, PgPool};
-use shared_models::jobs::{AnalyticsJob, AnalyticsWork};
-use shared_models::schema::{hourly_runs, jobs, places};
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use chrono::TimeDelta;
+use diesel::PgConnection;
 
-use crate::rollups;
+use shared_models::domain::jobs::{AnalyticsJob, AnalyticsWork, JobStatus};
+use shared_models::report::chain;
+use shared_models::store::{self, rollups, PgPool};
+
+use crate::error::WorkerError;
 
 /// How many attempts a job gets in all (the first run plus the retries); set by the worker at start.
 #[derive(Debug, Clone, Copy)]
 pub struct MaxAttempts(pub usize);
 
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error("database: {0}")]
-    Database(#[from] diesel::result::Error),
-    #[error("database pool: {0}")]
-    Pool(#[from] diesel::r2d2::PoolError),
-    #[error("no place {0}")]
-    UnknownPlace(String),
-    #[error("job task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
 /// Runs the job's work; returns how many buckets it recomputed.
-pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, JobError> {
+pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, WorkerError> {
     match &job.work {
         AnalyticsWork::Buckets { buckets } => Ok(rollups::recompute(conn, buckets)?),
         AnalyticsWork::HourlyReconcile { slot, lookback_hours } => {
-            // Once per slot, whatever the queue remembers: the slot is claimed in PostgreSQL, and only a
-            // retry of the job that claimed it (its replica died mid-way) may run it again.
-            let claimed = diesel::sql_query(
-                "INSERT INTO hourly_runs (slot, runs, buckets, started_at, job_id) VALUES ($1, 1, 0, now(), $2)
-                 ON CONFLICT (slot) DO UPDATE SET runs = hourly_runs.runs + 1, started_at = now()
-                 WHERE hourly_runs.job_id = excluded.job_id AND hourly_runs.finished_at IS NULL",
-            )
-            .bind::<diesel::sql_types::Timestamptz, _>(slot)
-            .bind::<diesel::sql_types::Uuid, _>(job.job_id)
-            .execute(conn)?;
-            if claimed == 0 {
+            // Once per slot, whatever the queue remembers (store::jobs::claim_hourly_slot).
+            if !store::jobs::claim_hourly_slot(conn, *slot, job.job_id)? {
                 log::info!(
                     "hourly slot {slot} already ran; job {} has nothing to do",
                     job.job_id
@@ -53,19 +33,13 @@ pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, Job
             let since = *slot - TimeDelta::hours(i64::from(*lookback_hours));
             let buckets = rollups::stored_since(conn, since)?;
             let count = rollups::recompute(conn, &buckets)?;
-            diesel::update(hourly_runs::table.find(slot))
-                .set((
-                    hourly_runs::buckets.eq(count as i64),
-                    hourly_runs::finished_at.eq(Some(Utc::now())),
-                ))
-                .execute(conn)?;
+            store::jobs::finish_hourly_slot(conn, *slot, count)?;
             Ok(count)
         }
         AnalyticsWork::Rebuild { place_id } => {
             if let Some(place) = place_id {
-                let exists = places::table.find(place).count().get_result::<i64>(conn)? > 0;
-                if !exists {
-                    return Err(JobError::UnknownPlace(place.clone()));
+                if !store::places::exists(conn, place)? {
+                    return Err(WorkerError::UnknownPlace(place.clone()));
                 }
             }
             let buckets = rollups::all_buckets(conn, place_id.as_deref())?;
@@ -78,42 +52,6 @@ pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, Job
     }
 }
 
-fn mark(
-    conn: &mut PgConnection,
-    job: &AnalyticsJob,
-    status: &str,
-    attempt: usize,
-    error: Option<String>,
-) -> QueryResult<()> {
-    let now = Utc::now();
-    let finished = matches!(status, "done" | "failed").then_some(now);
-    let started = (status == "running").then_some(now);
-    diesel::insert_into(jobs::table)
-        .values((
-            jobs::id.eq(job.job_id),
-            jobs::kind.eq(job.work.kind()),
-            jobs::status.eq(status),
-            jobs::payload.eq(serde_json::to_value(&job.work).unwrap_or_default()),
-            jobs::attempts.eq(attempt as i32),
-            jobs::last_error.eq(&error),
-            jobs::started_at.eq(started),
-            jobs::finished_at.eq(finished),
-        ))
-        .on_conflict(jobs::id)
-        .do_update()
-        .set((
-            jobs::status.eq(status),
-            jobs::attempts.eq(attempt as i32),
-            jobs::last_error.eq(&error),
-            jobs::started_at.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            >("COALESCE(jobs.started_at, excluded.started_at)")),
-            jobs::finished_at.eq(finished),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// Waits, with back-off, until PostgreSQL answers (for at most ten minutes), so that a job does not spend
 /// its attempts while the database is away: an outage delays recomputes, it does not fail them.
 async fn wait_for_database(pool: &PgPool) {
@@ -121,7 +59,7 @@ async fn wait_for_database(pool: &PgPool) {
     let mut delay = Duration::from_millis(500);
     loop {
         let probe = pool.clone();
-        match tokio::task::spawn_blocking(move || db::ping(&probe)).await {
+        match tokio::task::spawn_blocking(move || store::ping(&probe)).await {
             Ok(Ok(())) => return,
             Ok(Err(error)) if tokio::time::Instant::now() < give_up => {
                 log::warn!("PostgreSQL is unreachable ({error}); the job waits {delay:?}");
@@ -146,17 +84,17 @@ pub async fn handle(
     wait_for_database(&pool).await;
     let MaxAttempts(max_attempts) = *max_attempts;
     let task_job = job.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<usize, JobError> {
+    let result = tokio::task::spawn_blocking(move || -> Result<usize, WorkerError> {
         let mut conn = pool.get()?;
-        mark(&mut conn, &task_job, "running", attempt, None)?;
+        store::jobs::mark(&mut conn, &task_job, JobStatus::Running, attempt, None)?;
         let outcome = perform(&mut conn, &task_job);
         let (status, error) = match &outcome {
-            Ok(_) => ("done", None),
-            Err(JobError::UnknownPlace(_)) => ("failed", outcome.as_ref().err().map(ToString::to_string)),
-            Err(error) if attempt >= max_attempts => ("failed", Some(error.to_string())),
-            Err(error) => ("retrying", Some(error.to_string())),
+            Ok(_) => (JobStatus::Done, None),
+            Err(error @ WorkerError::UnknownPlace(_)) => (JobStatus::Failed, Some(chain(error))),
+            Err(error) if attempt >= max_attempts => (JobStatus::Failed, Some(chain(error))),
+            Err(error) => (JobStatus::Retrying, Some(chain(error))),
         };
-        if let Err(mark_error) = mark(&mut conn, &task_job, status, attempt, error) {
+        if let Err(mark_error) = store::jobs::mark(&mut conn, &task_job, status, attempt, error) {
             log::warn!(
                 "could not record the state of job {}: {mark_error}",
                 task_job.job_id
@@ -165,7 +103,7 @@ pub async fn handle(
         outcome
     })
     .await
-    .map_err(JobError::from)
+    .map_err(WorkerError::from)
     .and_then(|result| result);
     match result {
         Ok(buckets) => {
@@ -176,12 +114,12 @@ pub async fn handle(
             );
             Ok(buckets)
         }
-        Err(error @ JobError::UnknownPlace(_)) => {
+        Err(error @ WorkerError::UnknownPlace(_)) => {
             log::warn!("job {} aborted: {error}", job.job_id);
             Err(Box::new(AbortError::new(error)))
         }
         Err(error) => {
-            log::warn!("job {} attempt {attempt} failed: {error}", job.job_id);
+            log::warn!("job {} attempt {attempt} failed: {}", job.job_id, chain(&error));
             Err(Box::new(error))
         }
     }

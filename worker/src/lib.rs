@@ -2,7 +2,7 @@
 //! replica, the hourly cron that enqueues one reconcile per slot.
 
 pub mod config;
+pub mod error;
 pub mod jobs;
 pub mod metrics;
-pub mod rollups;
 pub mod run;

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let error = shared_models::report::chain(&error);
             log::error!("{error}");
             eprintln!("worker: {error}");
             ExitCode::FAILURE

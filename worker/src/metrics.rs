@@ -5,38 +5,26 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use diesel::prelude::*;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use shared_models::db::PgPool;
-use shared_models::schema::jobs;
+use shared_models::store::jobs;
+use shared_models::store::PgPool;
 
-const STATUSES: [&str; 5] = ["queued", "running", "retrying", "done", "failed"];
+use crate::error::WorkerError;
 
 /// Serves Prometheus metrics on `addr` and refreshes the job gauges every 15 seconds.
-pub fn serve(addr: SocketAddr, pool: PgPool) -> Result<(), String> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
-        .map_err(|error| error.to_string())?;
+pub fn serve(addr: SocketAddr, pool: PgPool) -> Result<(), WorkerError> {
+    PrometheusBuilder::new().with_http_listener(addr).install()?;
     tokio::spawn(async move {
         loop {
             let pool = pool.clone();
-            let counts = tokio::task::spawn_blocking(move || -> Result<Vec<(String, i64)>, String> {
-                let mut conn = pool.get().map_err(|error| error.to_string())?;
-                jobs::table
-                    .group_by(jobs::status)
-                    .select((jobs::status, diesel::dsl::count_star()))
-                    .load(&mut conn)
-                    .map_err(|error| error.to_string())
+            let counts = tokio::task::spawn_blocking(move || -> Result<_, WorkerError> {
+                let mut conn = pool.get()?;
+                Ok(jobs::counts(&mut conn)?)
             })
             .await;
             if let Ok(Ok(counts)) = counts {
-                for status in STATUSES {
-                    let count = counts
-                        .iter()
-                        .find(|(name, _)| name == status)
-                        .map_or(0, |(_, count)| *count);
-                    metrics::gauge!("analytics_jobs", "status" => status).set(count as f64);
+                for (status, count) in counts {
+                    metrics::gauge!("analytics_jobs", "status" => status.as_str()).set(count as f64);
                 }
             }
             tokio::time::sleep(Duration::from_secs(15)).await;

@@ -12,12 +12,13 @@ use apalis::prelude::{
 };
 use apalis_cron::{CronScheduler, Tick};
 use chrono::DateTime;
-use shared_models::db::{self, PgPool};
-use shared_models::jobs::{AnalyticsJob, AnalyticsWork};
+use shared_models::domain::jobs::{AnalyticsJob, AnalyticsWork};
 use shared_models::queue::{self, AnalyticsQueue};
+use shared_models::store::{self, PgPool};
 use tokio::sync::watch;
 
 use crate::config::WorkerConfig;
+use crate::error::WorkerError;
 use crate::jobs::{self, MaxAttempts};
 
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +52,8 @@ async fn on_tick(
             Ok(()) => break,
             Err(error) if tokio::time::Instant::now() < give_up => {
                 log::warn!(
-                    "cannot enqueue the reconcile for slot {slot} yet ({error}); retrying in {delay:?}"
+                    "cannot enqueue the reconcile for slot {slot} yet ({}); retrying in {delay:?}",
+                    shared_models::report::chain(&error)
                 );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
@@ -83,7 +85,7 @@ async fn stopped(mut shutdown: watch::Receiver<bool>) -> Result<(), std::io::Err
 async fn supervise<F, Fut>(what: &str, shutdown: watch::Receiver<bool>, mut start: F)
 where
     F: FnMut(u32) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), WorkerError>>,
 {
     let mut delay = Duration::from_secs(1);
     let mut incarnation = 0;
@@ -95,7 +97,10 @@ where
         }
         match result {
             Ok(()) => log::warn!("{what} stopped on its own; starting it again in {delay:?}"),
-            Err(error) => log::warn!("{what} failed ({error}); starting it again in {delay:?}"),
+            Err(error) => log::warn!(
+                "{what} failed ({}); starting it again in {delay:?}",
+                shared_models::report::chain(&error)
+            ),
         }
         if started.elapsed() > Duration::from_secs(60) {
             delay = Duration::from_secs(1);
@@ -116,20 +121,16 @@ async fn requeue_after_data_loss(
     config: &WorkerConfig,
     pool: &PgPool,
     analytics_queue: &mut AnalyticsQueue,
-) -> Result<(), String> {
-    if !queue::claim_fresh(&config.redis.redis_url, &config.redis.analytics_queue)
-        .await
-        .map_err(|error| error.to_string())?
-    {
+) -> Result<(), WorkerError> {
+    if !queue::claim_fresh(&config.redis.redis_url, &config.redis.analytics_queue).await? {
         return Ok(());
     }
     let pool = pool.clone();
-    let unfinished = tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(|error| error.to_string())?;
-        shared_models::jobs::unfinished(&mut conn).map_err(|error| error.to_string())
+    let unfinished = tokio::task::spawn_blocking(move || -> Result<_, WorkerError> {
+        let mut conn = pool.get()?;
+        Ok(shared_models::store::jobs::unfinished(&mut conn)?)
     })
-    .await
-    .map_err(|error| error.to_string())??;
+    .await??;
     if !unfinished.is_empty() {
         log::warn!(
             "Redis does not hold the queue it held: queuing {} unfinished jobs again",
@@ -137,26 +138,20 @@ async fn requeue_after_data_loss(
         );
     }
     for job in unfinished {
-        queue::enqueue(analytics_queue, job)
-            .await
-            .map_err(|error| error.to_string())?;
+        queue::enqueue(analytics_queue, job).await?;
     }
     Ok(())
 }
 
 /// Runs the worker until `shutdown` turns true; a running job is finished first.
-pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Result<(), String> {
-    let pool = db::build_pool(&config.database.database_url, config.database.database_pool_size);
+pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+    let pool = store::build_pool(&config.database.database_url, config.database.database_pool_size);
     let migrate_pool = pool.clone();
-    tokio::task::spawn_blocking(move || db::run_migrations_when_ready(&migrate_pool, 30))
-        .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())?;
+    tokio::task::spawn_blocking(move || store::run_migrations_when_ready(&migrate_pool, 30)).await??;
     if let Some(addr) = config.metrics_addr {
         crate::metrics::serve(addr, pool.clone())?;
     }
-    let schedule = cron::Schedule::from_str(&config.hourly_schedule)
-        .map_err(|error| format!("HOURLY_SCHEDULE is not a cron expression: {error}"))?;
+    let schedule = cron::Schedule::from_str(&config.hourly_schedule)?;
     let name = config
         .worker_name
         .clone()
@@ -166,8 +161,7 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
         Duration::from_secs(60),
         0.5,
         HasherRng::default(),
-    )
-    .map_err(|error| error.to_string())?
+    )?
     .make_backoff();
     let policy = RetryPolicy::retries(config.job_retries)
         .with_backoff(backoff)
@@ -183,9 +177,8 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
             format!("{name}-{incarnation}")
         };
         async move {
-            let mut analytics_queue = queue::connect(&config.redis.redis_url, &config.redis.analytics_queue)
-                .await
-                .map_err(|error| error.to_string())?;
+            let mut analytics_queue =
+                queue::connect(&config.redis.redis_url, &config.redis.analytics_queue).await?;
             requeue_after_data_loss(&config, &pool, &mut analytics_queue).await?;
             WorkerBuilder::new(name)
                 .backend(analytics_queue.poll_with_interval(Duration::from_millis(config.poll_ms)))
@@ -196,25 +189,24 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
                 .data(MaxAttempts(config.job_retries + 1))
                 .build(jobs::handle)
                 .run_until(stopped(shutdown))
-                .await
-                .map_err(|error| error.to_string())
+                .await?;
+            Ok(())
         }
     });
     let cron = supervise("the hourly cron", shutdown.clone(), |incarnation| {
         let (config, schedule, shutdown) = (config.clone(), schedule.clone(), shutdown.clone());
         let name = format!("{name}-cron-{incarnation}");
         async move {
-            let analytics_queue = queue::connect(&config.redis.redis_url, &config.redis.analytics_queue)
-                .await
-                .map_err(|error| error.to_string())?;
+            let analytics_queue =
+                queue::connect(&config.redis.redis_url, &config.redis.analytics_queue).await?;
             WorkerBuilder::new(name)
                 .backend(CronScheduler::new(schedule))
                 .data(analytics_queue)
                 .data(Lookback(config.reconcile_lookback_hours))
                 .build(on_tick)
                 .run_until(stopped(shutdown))
-                .await
-                .map_err(|error| error.to_string())
+                .await?;
+            Ok(())
         }
     });
     tokio::join!(jobs, cron);

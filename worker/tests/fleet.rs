@@ -4,10 +4,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use shared_models::db::PgPool;
-use shared_models::jobs::{AnalyticsJob, AnalyticsWork, HourBucket};
+use shared_models::domain::jobs::{AnalyticsJob, AnalyticsWork, HourBucket};
 use shared_models::queue;
-use shared_models::schema::{hourly_runs, jobs, place_hour_rollups};
+use shared_models::store::schema::{hourly_runs, jobs, place_hour_rollups};
+use shared_models::store::PgPool;
 use shared_models::testing::{fresh_database, service_url, unique_name};
 
 /// A worker process, killed when dropped.

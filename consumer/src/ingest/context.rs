@@ -88,9 +88,25 @@ fn partition_lag(partition: &rdkafka::statistics::Partition) -> Option<i64> {
 }
 
 impl ConsumerContext for LagReporter {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                log::info!("assigned partitions {:?}", partition_numbers(partitions))
+            }
+            Rebalance::Revoke(partitions) => {
+                log::info!("partitions {:?} revoked", partition_numbers(partitions))
+            }
+            Rebalance::Error(error) => log::warn!("rebalance failed: {error}"),
+        }
         self.rebalanced.store(true, Ordering::Release);
     }
+}
+
+fn partition_numbers(list: &rdkafka::TopicPartitionList) -> Vec<i32> {
+    list.elements()
+        .iter()
+        .map(|element| element.partition())
+        .collect()
 }
 
 #[cfg(test)]

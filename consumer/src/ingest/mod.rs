@@ -15,92 +15,32 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{IntCounter, IntCounterVec, Opts};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use shared_models::db::{self, PgPool};
-use shared_models::jobs::{self, AnalyticsJob, AnalyticsWork, HourBucket};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use shared_models::domain::jobs::HourBucket;
+use shared_models::domain::receipt::ReceiptEnvelope;
 use shared_models::kafka;
-use shared_models::queue::{self, AnalyticsQueue};
-use shared_models::receipt::{ReceiptEnvelope, DLQ_REASON_HEADER};
+use shared_models::queue::AnalyticsQueue;
+use shared_models::store::PgPool;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{ConsumerConfig, IngestConfig};
-use crate::store;
+use crate::error::ConsumerError;
 
 mod context;
+mod membership;
+mod metrics;
 mod positions;
+mod storing;
 
 pub use context::LagReporter;
-use positions::{Admission, Positions};
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("database: {0}")]
-    Database(String),
-}
-
-/// Counters of the loop's trouble, on `/metrics`.
-#[derive(Clone)]
-pub struct IngestMetrics {
-    /// Attempts to store a batch that failed and were retried.
-    store_retries: IntCounter,
-    /// Messages sent to the dead-letter topic, by reason.
-    dead_letters: IntCounterVec,
-    /// Failed sends to the dead-letter topic (the loop waits and sends again; it never skips the message).
-    dead_letter_failures: IntCounter,
-    /// Times the loop joined the group again after holding no partition for too long.
-    rejoins: IntCounter,
-    /// Times a partition went on past messages it had not delivered, and was sought back.
-    gaps: IntCounter,
-}
-
-impl IngestMetrics {
-    pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
-        let store_retries = IntCounter::new(
-            "store_retries_total",
-            "Attempts to store a batch of receipts that failed and were retried",
-        )?;
-        let dead_letters = IntCounterVec::new(
-            Opts::new(
-                "dead_letters_total",
-                "Messages sent to the dead-letter topic, by reason",
-            ),
-            &["reason"],
-        )?;
-        let dead_letter_failures = IntCounter::new(
-            "dead_letter_failures_total",
-            "Sends to the dead-letter topic that failed and were retried",
-        )?;
-        let rejoins = IntCounter::new(
-            "group_rejoins_total",
-            "Times the consumer joined its group again after holding no partition for longer than a session",
-        )?;
-        let gaps = IntCounter::new(
-            "offset_gaps_total",
-            "Times a partition went on past messages it had not delivered and was sought back",
-        )?;
-        registry.register(Box::new(rejoins.clone()))?;
-        registry.register(Box::new(gaps.clone()))?;
-        registry.register(Box::new(store_retries.clone()))?;
-        registry.register(Box::new(dead_letters.clone()))?;
-        registry.register(Box::new(dead_letter_failures.clone()))?;
-        Ok(IngestMetrics {
-            store_retries,
-            dead_letters,
-            dead_letter_failures,
-            rejoins,
-            gaps,
-        })
-    }
-}
+use membership::Stalled;
+pub use metrics::IngestMetrics;
+use positions::Positions;
 
 /// The loop was asked to stop before the batch was stored; its offsets stay unstored, so the batch is
 /// delivered again after the restart.
@@ -120,8 +60,11 @@ async fn pause(delay: Duration, shutdown: &mut watch::Receiver<bool>) -> Result<
 
 /// How long an idle loop waits for a message before it looks at its assignment.
 const WATCH_INTERVAL: Duration = Duration::from_secs(5);
-/// How much longer than a session a member may hold no partition before it joins again.
+/// How much longer than a session a member may hold no partition, or see another member's partition stand
+/// still, before it joins again.
 const REJOIN_MARGIN: Duration = Duration::from_secs(15);
+/// How often the loop looks at the partitions other members hold.
+const GROUP_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Exponential back-off from 100 ms to 5 s.
 fn next_delay(delay: Duration) -> Duration {
@@ -148,6 +91,8 @@ pub struct Ingest {
     lag: LagReporter,
     /// The offset each partition's next message must have.
     positions: Positions,
+    /// Partitions other members hold that have not moved on, and since when (see `watch_group`).
+    stalled: Stalled,
     dead_letters: FutureProducer,
     dlq_topic: String,
     brokers: String,
@@ -168,7 +113,7 @@ impl Ingest {
         pool: PgPool,
         lag: LagReporter,
         metrics: IngestMetrics,
-    ) -> Result<Self, IngestError> {
+    ) -> Result<Self, ConsumerError> {
         let brokers = &config.kafka.kafka_brokers;
         let topics = vec![
             (config.kafka.kafka_topic.clone(), config.kafka.kafka_partitions),
@@ -212,6 +157,7 @@ impl Ingest {
             topic,
             lag,
             positions: Positions::default(),
+            stalled: Stalled::default(),
             dead_letters,
             dlq_topic: config.kafka.kafka_dlq_topic.clone(),
             brokers: brokers.clone(),
@@ -231,7 +177,12 @@ impl Ingest {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut topics_checked = Instant::now();
         let mut unassigned_since = Some(Instant::now());
+        let mut group_checked = Instant::now();
         while !*shutdown.borrow() {
+            if group_checked.elapsed() >= GROUP_CHECK_INTERVAL {
+                group_checked = Instant::now();
+                self.watch_group();
+            }
             let first = tokio::select! {
                 message = tokio::time::timeout(WATCH_INTERVAL, self.consumer.recv()) => message,
                 _ = shutdown.changed() => break,
@@ -291,114 +242,6 @@ impl Ingest {
         log::info!("Kafka consumer stopped");
     }
 
-    /// The messages of a batch that follow on from what each partition has delivered; a partition that skipped
-    /// messages is sought back, and its messages after the gap wait for the re-read.
-    fn in_order(&mut self, batch: Vec<OwnedMessage>) -> Vec<OwnedMessage> {
-        if self.lag.take_rebalanced() {
-            self.positions.reset();
-        }
-        let mut rewound = Vec::new();
-        let mut kept = Vec::with_capacity(batch.len());
-        for message in batch {
-            let partition = message.partition();
-            if rewound.contains(&partition) {
-                continue;
-            }
-            if self.positions.expected(partition).is_none() {
-                if let Some(start) = self.committed(message.topic(), partition) {
-                    self.positions.start(partition, start);
-                }
-            }
-            match self.positions.admit(partition, message.offset()) {
-                Admission::Take => kept.push(message),
-                Admission::Rewind(offset) => {
-                    self.metrics.gaps.inc();
-                    log::warn!(
-                        "partition {partition} went on at offset {} where {:?} was expected: seeking back to {offset}",
-                        message.offset(),
-                        self.positions.expected(partition)
-                    );
-                    if let Err(error) = self.consumer.seek(
-                        message.topic(),
-                        partition,
-                        Offset::Offset(offset),
-                        Duration::from_secs(5),
-                    ) {
-                        log::warn!("cannot seek partition {partition} back yet: {error}");
-                    }
-                    rewound.push(partition);
-                }
-            }
-        }
-        kept
-    }
-
-    /// Where the group left a partition: its committed offset, or its first offset when nothing is committed
-    /// (`auto.offset.reset=earliest`). `None` when the broker cannot say right now.
-    fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
-        let mut wanted = TopicPartitionList::new();
-        wanted.add_partition(topic, partition);
-        let committed = self
-            .consumer
-            .committed_offsets(wanted, Duration::from_secs(5))
-            .ok()?
-            .find_partition(topic, partition)?
-            .offset();
-        match committed {
-            Offset::Offset(offset) => Some(offset),
-            _ => self
-                .consumer
-                .fetch_watermarks(topic, partition, Duration::from_secs(5))
-                .ok()
-                .map(|(low, _)| low),
-        }
-    }
-
-    /// The watchdog of an idle loop. A member that has held no partition for longer than a session (plus a
-    /// margin for the rebalance) joins the group again as a new member. tansu 0.6 can leave a group without
-    /// a leader when its leader dies, and its other members then wait for ever (docs/reliability.md); a new
-    /// member's join forms the group again.
-    fn watch_assignment(&mut self, unassigned_since: &mut Option<Instant>) {
-        let assigned = self.consumer.assignment().map(|list| list.count()).unwrap_or(0);
-        if assigned > 0 {
-            *unassigned_since = None;
-            return;
-        }
-        let since = *unassigned_since.get_or_insert_with(Instant::now);
-        let limit = Duration::from_millis(self.config.session_timeout_ms) + REJOIN_MARGIN;
-        if since.elapsed() < limit {
-            return;
-        }
-        log::warn!(
-            "no partition assigned for {:?}; joining the consumer group again as a new member",
-            since.elapsed()
-        );
-        match join_group(&self.member, &self.topic, &self.lag) {
-            Ok(consumer) => {
-                self.metrics.rejoins.inc();
-                self.consumer = consumer;
-                self.positions.reset();
-            }
-            Err(error) => log::warn!("cannot join the consumer group again yet: {error}"),
-        }
-        *unassigned_since = Some(Instant::now());
-    }
-
-    /// A broker that came back empty has lost its topics: create them again (at most every 10 seconds).
-    async fn recreate_missing_topics(&self, error: &KafkaError, checked: &mut Instant) {
-        let missing = matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
-        );
-        if missing && checked.elapsed() >= Duration::from_secs(10) {
-            *checked = Instant::now();
-            match kafka::ensure_topics(&self.brokers, &self.topics).await {
-                Ok(()) => log::info!("the receipts topics exist again"),
-                Err(error) => log::warn!("cannot create the receipts topics yet: {error}"),
-            }
-        }
-    }
-
     /// Stores a batch. Returns only when every message is stored or dead-lettered, or when the loop is asked
     /// to stop. While PostgreSQL is unreachable it waits and tries again, for as long as it takes; a receipt
     /// that fails while PostgreSQL answers is tried on its own and, if it keeps failing, dead-lettered.
@@ -442,138 +285,5 @@ impl Ingest {
             self.enqueue_recompute(touched).await;
         }
         Ok(())
-    }
-
-    /// Stores the receipts in one transaction. While PostgreSQL is unreachable it retries with back-off
-    /// without limit; a failure while PostgreSQL answers is retried `CONSUMER_STORE_ATTEMPTS` times, then
-    /// returned.
-    async fn store(
-        &self,
-        envelopes: Arc<[ReceiptEnvelope]>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Result<BTreeSet<HourBucket>, String>, Stopped> {
-        let mut delay = Duration::from_millis(100);
-        let mut failures = 0;
-        loop {
-            let pool = self.pool.clone();
-            let batch = Arc::clone(&envelopes);
-            let result = tokio::task::spawn_blocking(move || {
-                let mut conn = pool.get().map_err(|error| (true, error.to_string()))?;
-                store::store_receipts(&mut conn, &batch).map_err(|error| (false, error.to_string()))
-            })
-            .await
-            .unwrap_or_else(|error| Err((false, error.to_string())));
-            let error = match result {
-                Ok(buckets) => return Ok(Ok(buckets)),
-                Err((_, error)) => error,
-            };
-            self.metrics.store_retries.inc();
-            let pool = self.pool.clone();
-            let reachable = tokio::task::spawn_blocking(move || db::ping(&pool).is_ok())
-                .await
-                .unwrap_or(false);
-            if reachable {
-                failures += 1;
-                if failures >= self.config.store_attempts {
-                    return Ok(Err(error));
-                }
-                log::warn!("storing receipts failed (attempt {failures}): {error}");
-            } else {
-                log::warn!("PostgreSQL is unreachable ({error}); retrying in {delay:?}");
-            }
-            pause(delay, shutdown).await?;
-            delay = next_delay(delay);
-        }
-    }
-
-    /// Sends a message to the dead-letter topic with the reason in a header. A failed send is retried with
-    /// back-off until it succeeds: the message is never skipped silently.
-    async fn dead_letter(
-        &self,
-        message: &OwnedMessage,
-        kind: &str,
-        reason: &str,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), Stopped> {
-        log::warn!(
-            "dead-lettering message at {}/{}@{}: {reason}",
-            message.topic(),
-            message.partition(),
-            message.offset()
-        );
-        let mut delay = Duration::from_millis(100);
-        loop {
-            let headers = OwnedHeaders::new().insert(Header {
-                key: DLQ_REASON_HEADER,
-                value: Some(reason),
-            });
-            let mut record = FutureRecord::to(&self.dlq_topic)
-                .payload(message.payload().unwrap_or_default())
-                .headers(headers);
-            if let Some(key) = message.key() {
-                record = record.key(key);
-            }
-            match self.dead_letters.send(record, Duration::from_secs(10)).await {
-                Ok(_) => {
-                    self.metrics.dead_letters.with_label_values(&[kind]).inc();
-                    return Ok(());
-                }
-                Err((error, _)) => {
-                    self.metrics.dead_letter_failures.inc();
-                    log::error!(
-                        "cannot send message {}/{}@{} to the dead-letter topic ({error}); the partition waits \
-                         and tries again in {delay:?}",
-                        message.topic(),
-                        message.partition(),
-                        message.offset()
-                    );
-                    pause(delay, shutdown).await?;
-                    delay = next_delay(delay);
-                }
-            }
-        }
-    }
-
-    /// Queues one recompute job for the buckets just written and any left over from batches whose job could
-    /// not be queued (Redis away): they go with the next job that can be.
-    async fn enqueue_recompute(&mut self, buckets: BTreeSet<HourBucket>) {
-        self.pending.extend(buckets);
-        if self.queue.is_none() {
-            match queue::connect(&self.redis_url, &self.queue_name).await {
-                Ok(connected) => self.queue = Some(connected),
-                Err(error) => {
-                    log::warn!(
-                        "cannot reach the job queue ({error}); {} buckets wait for the next batch",
-                        self.pending.len()
-                    );
-                    return;
-                }
-            }
-        }
-        let Some(analytics_queue) = self.queue.as_mut() else {
-            return;
-        };
-        let job = AnalyticsJob::new(AnalyticsWork::Buckets {
-            buckets: self.pending.iter().cloned().collect(),
-        });
-        if let Err(error) = queue::enqueue(analytics_queue, job.clone()).await {
-            log::warn!(
-                "could not enqueue a recompute job ({error}); {} buckets wait for the next batch",
-                self.pending.len()
-            );
-            self.queue = None;
-            return;
-        }
-        self.pending.clear();
-        let pool = self.pool.clone();
-        let job_id = job.job_id;
-        let recorded = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|error| error.to_string())?;
-            jobs::record_queued(&mut conn, &job).map_err(|error| error.to_string())
-        })
-        .await;
-        if !matches!(recorded, Ok(Ok(()))) {
-            log::warn!("could not record recompute job {job_id}; the worker records it when it runs");
-        }
     }
 }

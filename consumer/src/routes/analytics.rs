@@ -3,21 +3,22 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
 use paperclip::v2::models::DefaultParameterRaw;
 use serde::{Deserialize, Serialize};
+use shared_models::domain::jobs::{AnalyticsJob, AnalyticsWork, JobStatus};
 use shared_models::domain::text::{text_problem, NOT_BLANK};
 use shared_models::domain::FieldError;
-use shared_models::jobs::{self, AnalyticsJob, AnalyticsWork};
 use shared_models::queue;
-use shared_models::schema::{jobs as job_table, places};
+use shared_models::store::jobs;
+use shared_models::store::places::{self, Rows};
 use shared_models::web::auth::{Admins, Caller, Readers};
 use shared_models::web::extract::{
-    document_format, document_period, ApiQuery, JsonBody, QueryParameters, Replies, Reply, RequestBody,
+    document_format, document_period, ApiQuery, JsonBody, QueryParameters, RequestBody,
 };
 use shared_models::web::openapi::refine_property;
 use shared_models::web::paging::PageRequest;
+use shared_models::web::reply::{Replies, Reply};
 use shared_models::web::tabular::{Format, Table, Tabular};
 use shared_models::web::{with_db, ApiError};
 use uuid::Uuid;
@@ -139,38 +140,32 @@ pub async fn overview(
         places: None,
     };
     let (count, summary, results, computed_at) = with_db(&state.pool, move |conn| {
-        let in_scope = || {
-            let mut query = places::table.into_boxed();
-            if let Some(merchant) = &scope.merchant_id {
-                query = query.filter(places::merchant_id.eq(merchant.clone()));
-            }
-            if let Some(place) = &scope.place_id {
-                query = query.filter(places::place_id.eq(place.clone()));
-            }
-            query
+        let rows = match format {
+            Format::Json => Rows::Page {
+                offset: page.offset(),
+                limit: page.page_size,
+            },
+            Format::Csv => Rows::All,
         };
-        let count: i64 = in_scope().count().get_result(conn)?;
-        let mut places_query = in_scope()
-            .order(places::place_id.asc())
-            .select((places::place_id, places::place_name));
-        if format == Format::Json {
-            places_query = places_query.offset(page.offset()).limit(page.page_size);
-        }
-        let page_places: Vec<(String, Option<String>)> = places_query.load(conn)?;
-        let summary = analytics::figures(conn, &scope, &period, false)?
-            .remove("*")
-            .unwrap_or_default();
+        let (count, page_places) = places::list(
+            conn,
+            scope.merchant_id.as_deref(),
+            scope.place_id.as_deref(),
+            None,
+            rows,
+        )?;
+        let summary = analytics::summary(conn, &scope, &period)?;
         let page_scope = Scope {
-            places: Some(page_places.iter().map(|(id, _)| id.clone()).collect()),
+            places: Some(page_places.iter().map(|place| place.place_id.clone()).collect()),
             ..scope.clone()
         };
-        let mut per_place = analytics::figures(conn, &page_scope, &period, true)?;
+        let mut per_place = analytics::per_place(conn, &page_scope, &period)?;
         let results: Vec<PlaceFigures> = page_places
             .into_iter()
-            .map(|(place_id, place_name)| PlaceFigures {
-                figures: per_place.remove(&place_id).unwrap_or_default().to_body(),
-                place_id,
-                place_name,
+            .map(|place| PlaceFigures {
+                figures: per_place.remove(&place.place_id).unwrap_or_default().to_body(),
+                place_id: place.place_id,
+                place_name: place.place_name,
             })
             .collect();
         let computed_at = analytics::computed_at(conn, &scope)?.unwrap_or_else(Utc::now);
@@ -274,10 +269,7 @@ pub async fn recompute(
     if let Err(error) = enqueued {
         let message = error.to_string();
         with_db(&state.pool, move |conn| {
-            diesel::update(job_table::table.find(job_id))
-                .set((job_table::status.eq("failed"), job_table::last_error.eq(message)))
-                .execute(conn)?;
-            Ok(())
+            Ok(jobs::mark_unqueued(conn, job_id, &message)?)
         })
         .await?;
         return Err(ApiError::Unavailable("the job queue", Box::new(error)));
@@ -286,7 +278,7 @@ pub async fn recompute(
         StatusCode::ACCEPTED,
         RecomputeQueued {
             job_id,
-            status: "queued".into(),
+            status: JobStatus::Queued.as_str().to_owned(),
         },
     ))
 }

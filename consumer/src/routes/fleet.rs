@@ -4,8 +4,8 @@ use actix_web::web;
 use chrono::DateTime;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
 use serde::Serialize;
-use shared_models::jobs::JobRecord;
 use shared_models::queue;
+use shared_models::store::jobs::JobRecord;
 use shared_models::web::auth::{Admins, AnyRole, Caller};
 use shared_models::web::{with_db, ApiError};
 

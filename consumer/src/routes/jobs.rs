@@ -4,7 +4,8 @@ use actix_web::web;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
 use paperclip::v2::models::DefaultParameterRaw;
 use serde::{Deserialize, Serialize};
-use shared_models::jobs::{self, JobRecord};
+use shared_models::domain::jobs::JobStatus;
+use shared_models::store::jobs::{self, JobRecord};
 use shared_models::web::auth::{Admins, Caller};
 use shared_models::web::extract::{ApiQuery, QueryParameters, ResourceId};
 use shared_models::web::{with_db, ApiError};
@@ -34,13 +35,13 @@ pub struct ListQuery {
     status: Option<String>,
 }
 
-/// The states a job can be in.
-const JOB_STATUSES: [&str; 5] = ["queued", "running", "retrying", "done", "failed"];
-
 impl QueryParameters for ListQuery {
     fn document(parameter: &mut DefaultParameterRaw) {
         if parameter.name == "status" {
-            parameter.enum_ = JOB_STATUSES.iter().map(|status| (*status).into()).collect();
+            parameter.enum_ = JobStatus::ALL
+                .iter()
+                .map(|status| status.as_str().into())
+                .collect();
         }
     }
 }
@@ -61,15 +62,15 @@ pub async fn list(
     query: ApiQuery<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<JobList>, ApiError> {
-    let status = query.0.status.unwrap_or_else(|| "failed".into());
-    if !JOB_STATUSES.contains(&status.as_str()) {
-        return Err(ApiError::BadRequest(format!(
-            "status must be one of {}",
-            JOB_STATUSES.join(", ")
-        )));
-    }
+    let status = match query.0.status.as_deref() {
+        None => JobStatus::Failed,
+        Some(text) => JobStatus::parse(text).ok_or_else(|| {
+            let names: Vec<&str> = JobStatus::ALL.iter().map(|status| status.as_str()).collect();
+            ApiError::BadRequest(format!("status must be one of {}", names.join(", ")))
+        })?,
+    };
     let rows = with_db(&state.pool, move |conn| {
-        Ok(jobs::list_by_status(conn, &status, 500)?)
+        Ok(jobs::list_by_status(conn, status, 500)?)
     })
     .await?;
     Ok(web::Json(JobList {

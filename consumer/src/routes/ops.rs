@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use shared_models::web::ops::Readiness;
-use shared_models::{db, kafka, queue};
+use shared_models::{kafka, queue, store};
 
 use crate::startup::AppState;
 
@@ -10,7 +10,7 @@ use crate::startup::AppState;
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let brokers = state.kafka_brokers.clone();
-    let checks = web::block(move || (db::ping(&pool), kafka::ping(&brokers))).await;
+    let checks = web::block(move || (store::ping(&pool), kafka::ping(&brokers))).await;
     let redis = queue::ping(&state.redis_url).await;
     match checks {
         Ok((postgres, kafka)) => Readiness::new()

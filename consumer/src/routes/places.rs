@@ -2,12 +2,12 @@
 
 use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::PgConnection;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
 use paperclip::v2::models::DefaultParameterRaw;
 use serde::{Deserialize, Serialize};
-use shared_models::auth::Principal;
-use shared_models::schema::places;
+use shared_models::domain::auth::Principal;
+use shared_models::store::places::{self, PlaceRecord, Rows};
 use shared_models::web::auth::{Caller, Readers};
 use shared_models::web::extract::{document_period, ApiQuery, QueryParameters, ResourceId};
 use shared_models::web::paging::PageRequest;
@@ -18,8 +18,7 @@ use crate::routes::parse_period;
 use crate::startup::AppState;
 
 /// A place (a shop, a till) and its purchase counters.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Apiv2Schema)]
-#[diesel(table_name = places)]
+#[derive(Debug, Clone, Serialize, Apiv2Schema)]
 #[openapi(
     example = r#"{"place_id": "cafe-central", "place_name": "Cafe Central", "merchant_id": "m-42", "total_purchases": 1284, "first_purchase_at": "2026-10-01T07:02:11Z", "last_purchase_at": "2026-11-24T12:34:56Z"}"#
 )]
@@ -32,6 +31,19 @@ pub struct Place {
     pub total_purchases: i64,
     pub first_purchase_at: Option<DateTime<Utc>>,
     pub last_purchase_at: Option<DateTime<Utc>>,
+}
+
+impl From<PlaceRecord> for Place {
+    fn from(record: PlaceRecord) -> Self {
+        Place {
+            place_id: record.place_id,
+            place_name: record.place_name,
+            merchant_id: record.merchant_id,
+            total_purchases: record.total_purchases,
+            first_purchase_at: record.first_purchase_at,
+            last_purchase_at: record.last_purchase_at,
+        }
+    }
 }
 
 /// Search and paging of places.
@@ -62,16 +74,8 @@ pub fn visible_place(
     principal: &Principal,
     place_id: &str,
 ) -> Result<Place, ApiError> {
-    let mut query = places::table
-        .filter(places::place_id.eq(place_id))
-        .select(Place::as_select())
-        .into_boxed();
-    if let Some(merchant) = principal.merchant_scope() {
-        query = query.filter(places::merchant_id.eq(merchant.to_owned()));
-    }
-    query
-        .first(conn)
-        .optional()?
+    places::visible(conn, principal.merchant_scope(), place_id)?
+        .map(Place::from)
         .ok_or_else(|| ApiError::NotFound(format!("no place {place_id}")))
 }
 
@@ -88,38 +92,19 @@ pub async fn list(
     let query = query.0;
     let page = PageRequest::new(query.page, query.page_size)?;
     let merchant = caller.principal().merchant_scope().map(str::to_owned);
-    let search = query.search.clone().filter(|text| !text.trim().is_empty());
+    let search = query.search;
+    let rows = Rows::Page {
+        offset: page.offset(),
+        limit: page.page_size,
+    };
     let (count, rows) = with_db(&state.pool, move |conn| {
-        let filtered = || {
-            let mut query = places::table.into_boxed();
-            if let Some(merchant) = &merchant {
-                query = query.filter(places::merchant_id.eq(merchant.clone()));
-            }
-            if let Some(search) = &search {
-                let pattern = format!(
-                    "%{}%",
-                    search
-                        .trim()
-                        .replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                );
-                query = query.filter(
-                    places::place_id
-                        .ilike(pattern.clone())
-                        .or(places::place_name.ilike(pattern)),
-                );
-            }
-            query
-        };
-        let count: i64 = filtered().count().get_result(conn)?;
-        let rows = filtered()
-            .order(places::place_id.asc())
-            .offset(page.offset())
-            .limit(page.page_size)
-            .select(Place::as_select())
-            .load(conn)?;
-        Ok((count, rows))
+        Ok(places::list(
+            conn,
+            merchant.as_deref(),
+            None,
+            search.as_deref(),
+            rows,
+        )?)
     })
     .await?;
     let (next, previous) = page.links(&req, count);
@@ -127,7 +112,7 @@ pub async fn list(
         count,
         next,
         previous,
-        results: rows,
+        results: rows.into_iter().map(Place::from).collect(),
     }))
 }
 
@@ -180,7 +165,7 @@ pub struct PlaceAnalytics {
 
 /// A place's analytics.
 ///
-/// SPEC's analytics structure for one place over any period: exact for any instants, zeros for an empty
+/// The analytics of one place (docs/api.md) over any period: exact for any instants, zeros for an empty
 /// period.
 #[api_v2_operation(operation_id = "place_analytics", tags("Analytics"))]
 pub async fn analytics(
@@ -203,9 +188,7 @@ pub async fn analytics(
             category,
             ..Scope::default()
         };
-        let figures = analytics::figures(conn, &scope, &period, false)?
-            .remove("*")
-            .unwrap_or_default();
+        let figures = analytics::summary(conn, &scope, &period)?;
         let computed_at = analytics::computed_at(conn, &scope)?.unwrap_or_else(Utc::now);
         Ok(PlaceAnalytics {
             place_id: place.place_id,

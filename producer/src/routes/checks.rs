@@ -1,30 +1,26 @@
-//! `POST /api/checks/`, `GET /api/checks/` and `GET /api/checks/{transaction_id}/`.
+//! `POST /api/checks/`: one receipt, and the reading and logging of receipt bodies that the batch shares.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
-use paperclip::v2::models::DefaultParameterRaw;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
-use shared_models::auth::Principal;
-use shared_models::domain::FieldError;
+use shared_models::domain::auth::Principal;
 use shared_models::web::auth::{Caller, Submitters};
-use shared_models::web::extract::{
-    document_period, query_instant, ApiQuery, JsonBody, QueryParameters, Replies, Reply, RequestBody,
-    ResourceId,
-};
-use shared_models::web::paging::PageRequest;
+use shared_models::web::extract::{JsonBody, RequestBody};
+use shared_models::web::reply::{Replies, Reply};
 use shared_models::web::{with_db, ApiError};
 
-use crate::intake::{self, LogEntry, LogFilter, Outcome, Verdict};
+use shared_models::store::receipt_log::{self, AttemptOutcome};
+
+use crate::intake::{self, Outcome, Verdict};
 use crate::startup::AppState;
 
 /// Logs a request rejected before any receipt in it could be judged (too large, not JSON, not the expected
 /// shape) and returns its error.
-async fn reject_request(
+pub(crate) async fn reject_request(
     state: &web::Data<AppState>,
     principal: &Principal,
     code: &'static str,
@@ -39,11 +35,11 @@ async fn reject_request(
     let merchant_id = principal.merchant_id.clone();
     let reasons = json!([{ "code": code, "message": error.to_string() }]);
     let logged = with_db(&state.pool, move |conn| {
-        Ok(intake::log_attempt(
+        Ok(receipt_log::log_attempt(
             conn,
             merchant_id.as_deref(),
             None,
-            "rejected",
+            AttemptOutcome::Rejected,
             Some(reasons),
             body.as_deref(),
         )?)
@@ -61,7 +57,7 @@ fn truncated(body: &[u8], limit: usize) -> String {
 }
 
 /// Counts a verdict in `producer_receipts_total`.
-fn count(state: &AppState, verdict: &Verdict) {
+pub(crate) fn count(state: &AppState, verdict: &Verdict) {
     let (outcome, reason) = match verdict {
         Verdict::Stored(Outcome::Accepted { .. }) => ("accepted", ""),
         Verdict::Stored(Outcome::Duplicate { .. }) => ("duplicate", ""),
@@ -79,7 +75,7 @@ fn foreign_place() -> ApiError {
 
 /// Reads the body and parses it as JSON, logging what cannot be read. Returns the value and the body as the
 /// receipt log keeps it.
-async fn read_json<T>(
+pub(crate) async fn read_json<T>(
     state: &web::Data<AppState>,
     principal: &Principal,
     body: JsonBody<T>,
@@ -101,7 +97,7 @@ async fn read_json<T>(
     }
 }
 
-/// One receipt: SPEC.md's fields plus `place_id`, `place_name` and, for admins, `merchant_id`. Numbers
+/// One receipt: the purchase's fields plus `place_id`, `place_name` and, for admins, `merchant_id`. Numbers
 /// may be JSON numbers or strings and are read exactly, never as binary floating point. Fields beyond
 /// these are kept with the receipt. Every rule is checked and every failure reported together.
 #[derive(Debug, Apiv2Schema)]
@@ -260,277 +256,4 @@ pub async fn submit(
             received_at,
         },
     ))
-}
-
-/// Most receipts in one batch.
-const MAX_BATCH: usize = 1000;
-
-/// Up to 1000 receipts. A bare JSON array of receipts is accepted too.
-#[derive(Debug, Apiv2Schema)]
-pub struct ReceiptBatch {
-    pub receipts: Vec<ReceiptSubmission>,
-}
-
-impl RequestBody for ReceiptBatch {
-    const REJECTIONS: &'static [(u16, &'static str)] = &[
-        (
-            422,
-            "`validation_failed`: the batch is empty or holds more than 1000 receipts",
-        ),
-        (
-            413,
-            "`payload_too_large`: the body is larger than the configured limit",
-        ),
-    ];
-}
-
-/// What became of one receipt of a batch.
-#[derive(Debug, Serialize, Apiv2Schema)]
-pub struct BatchItemResult {
-    /// The receipt's position in the batch, from 0.
-    pub index: usize,
-    /// `accepted`, `duplicate`, `conflict`, `forbidden` or `rejected`.
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub received_at: Option<DateTime<Utc>>,
-    /// The error code a single submission would have answered with.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// For `rejected`: every failing field.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<Vec<FieldError>>,
-}
-
-/// The answer to a batch: one result per receipt, in the order sent.
-#[derive(Debug, Serialize, Apiv2Schema)]
-#[openapi(
-    example = r#"{"count": 2, "results": [{"index": 0, "status": "accepted", "received_at": "2026-11-24T12:35:01.204Z"}, {"index": 1, "status": "rejected", "error": "validation_failed", "details": [{"field": "items", "code": "too_few", "message": "must have at least 1 line"}]}]}"#
-)]
-pub struct BatchReply {
-    pub count: usize,
-    pub results: Vec<BatchItemResult>,
-}
-
-impl BatchItemResult {
-    fn of(index: usize, verdict: &Verdict) -> Self {
-        let result = |status: &str| BatchItemResult {
-            index,
-            status: status.to_owned(),
-            received_at: None,
-            error: None,
-            details: None,
-        };
-        match verdict {
-            Verdict::Stored(Outcome::Accepted { received_at }) => BatchItemResult {
-                received_at: Some(*received_at),
-                ..result("accepted")
-            },
-            Verdict::Stored(Outcome::Duplicate { received_at }) => BatchItemResult {
-                received_at: Some(*received_at),
-                ..result("duplicate")
-            },
-            Verdict::Stored(Outcome::Conflict) => BatchItemResult {
-                error: Some("transaction_conflict".into()),
-                ..result("conflict")
-            },
-            Verdict::Stored(Outcome::ForeignPlace) | Verdict::Forbidden => BatchItemResult {
-                error: Some("forbidden".into()),
-                ..result("forbidden")
-            },
-            Verdict::Invalid(details) => BatchItemResult {
-                error: Some("validation_failed".into()),
-                details: Some(details.clone()),
-                ..result("rejected")
-            },
-        }
-    }
-}
-
-/// Submit a batch of receipts.
-///
-/// Each receipt is judged on its own, as `POST /api/checks/` would; all accepted ones are stored in one
-/// transaction. The answer lists a result per receipt, in order.
-#[api_v2_operation(operation_id = "submit_receipt_batch", tags("Receipts"))]
-pub async fn submit_batch(
-    caller: Caller<Submitters>,
-    body: JsonBody<ReceiptBatch>,
-    state: web::Data<AppState>,
-) -> Result<web::Json<BatchReply>, ApiError> {
-    let principal = caller.into_principal();
-    let (value, kept) = read_json(&state, &principal, body).await?;
-    let receipts = match value {
-        Value::Array(receipts) => Some(receipts),
-        Value::Object(mut object) => match object.remove("receipts") {
-            Some(Value::Array(receipts)) => Some(receipts),
-            _ => None,
-        },
-        _ => None,
-    };
-    let Some(receipts) = receipts else {
-        let error = ApiError::MalformedJson("the body must be a list of receipts".into());
-        return Err(reject_request(&state, &principal, "malformed_json", error, Some(kept)).await);
-    };
-    if receipts.is_empty() || receipts.len() > MAX_BATCH {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "receipts",
-            "invalid_length",
-            format!("a batch holds 1 to {MAX_BATCH} receipts"),
-        )]));
-    }
-    let state_ = state.clone();
-    let verdicts = with_db(&state.pool, move |conn| {
-        let now = Utc::now();
-        Ok(conn.transaction(|conn| {
-            receipts
-                .iter()
-                .map(|receipt| intake::judge(conn, &principal, receipt, &state_.rules, now, None))
-                .collect::<Result<Vec<_>, diesel::result::Error>>()
-        })?)
-    })
-    .await?;
-    let results: Vec<BatchItemResult> = verdicts
-        .iter()
-        .enumerate()
-        .map(|(index, verdict)| {
-            count(&state, verdict);
-            BatchItemResult::of(index, verdict)
-        })
-        .collect();
-    Ok(web::Json(BatchReply {
-        count: results.len(),
-        results,
-    }))
-}
-
-/// A receipt's state and every attempt to submit it.
-#[derive(Debug, Serialize, Apiv2Schema)]
-#[openapi(
-    example = r#"{"transaction_id": "tx-20261124-0001", "status": "accepted", "merchant_id": "m-42", "place_id": "cafe-central", "received_at": "2026-11-24T12:35:01.204Z", "published_at": "2026-11-24T12:35:01.391Z", "attempts": [{"id": 17, "merchant_id": "m-42", "transaction_id": "tx-20261124-0001", "status": "accepted", "reasons": null, "received_at": "2026-11-24T12:35:01.204Z"}]}"#
-)]
-pub struct ReceiptStatus {
-    pub transaction_id: String,
-    /// `accepted` once any attempt was accepted; otherwise the latest attempt's outcome.
-    pub status: String,
-    pub merchant_id: Option<String>,
-    pub place_id: Option<String>,
-    pub received_at: Option<DateTime<Utc>>,
-    /// When Kafka acknowledged it; null while it waits in the outbox.
-    pub published_at: Option<DateTime<Utc>>,
-    pub attempts: Vec<LogEntry>,
-}
-
-/// A receipt's status.
-///
-/// Whether the receipt was accepted, when it was handed to Kafka, and every attempt to submit it with the
-/// reasons for any rejection.
-#[api_v2_operation(operation_id = "receipt_status", tags("Receipts"))]
-pub async fn status(
-    caller: Caller<Submitters>,
-    transaction_id: ResourceId,
-    state: web::Data<AppState>,
-) -> Result<web::Json<ReceiptStatus>, ApiError> {
-    let scope = caller.principal().merchant_scope().map(str::to_owned);
-    let transaction_id = transaction_id.0;
-    let lookup_id = transaction_id.clone();
-    let (accepted, attempts) = with_db(&state.pool, move |conn| {
-        Ok(intake::receipt_status(conn, scope.as_deref(), &lookup_id)?)
-    })
-    .await?;
-    if accepted.is_none() && attempts.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no receipt with transaction_id {transaction_id}"
-        )));
-    }
-    let status = match &accepted {
-        Some(_) => "accepted".to_owned(),
-        None => attempts
-            .last()
-            .map(|entry| entry.outcome.clone())
-            .unwrap_or_default(),
-    };
-    Ok(web::Json(ReceiptStatus {
-        transaction_id,
-        status,
-        merchant_id: accepted.as_ref().map(|a| a.merchant_id.clone()),
-        place_id: accepted.as_ref().map(|a| a.place_id.clone()),
-        received_at: accepted.as_ref().map(|a| a.received_at),
-        published_at: accepted.as_ref().and_then(|a| a.published_at),
-        attempts,
-    }))
-}
-
-/// Filters and paging of the receipt log.
-#[derive(Debug, Deserialize, Apiv2Schema)]
-pub struct LogQuery {
-    /// `accepted`, `duplicate`, `conflict` or `rejected`.
-    status: Option<String>,
-    /// Attempts received at or after this instant (RFC 3339, or a date for midnight UTC).
-    from: Option<String>,
-    /// Attempts received before this instant (RFC 3339, or a date for midnight UTC).
-    to: Option<String>,
-    /// Page number, from 1.
-    page: Option<i64>,
-    /// Entries per page, 1-500 (default 50).
-    page_size: Option<i64>,
-}
-
-/// The outcomes an attempt can have.
-const LOG_STATUSES: [&str; 4] = ["accepted", "duplicate", "conflict", "rejected"];
-
-impl QueryParameters for LogQuery {
-    fn document(parameter: &mut DefaultParameterRaw) {
-        PageRequest::document(parameter);
-        document_period(parameter);
-        if parameter.name == "status" {
-            parameter.enum_ = LOG_STATUSES.iter().map(|status| (*status).into()).collect();
-        }
-    }
-}
-
-/// A page of the receipt log, newest first.
-#[derive(Debug, Serialize, Apiv2Schema)]
-pub struct ReceiptLogPage {
-    pub count: i64,
-    pub next: Option<String>,
-    pub previous: Option<String>,
-    pub results: Vec<LogEntry>,
-}
-
-/// The receipt log.
-///
-/// Every submission attempt, accepted or not, newest first, with filters and DRF-style pages.
-#[api_v2_operation(operation_id = "receipt_log", tags("Receipts"))]
-pub async fn list(
-    caller: Caller<Submitters>,
-    req: HttpRequest,
-    query: ApiQuery<LogQuery>,
-    state: web::Data<AppState>,
-) -> Result<web::Json<ReceiptLogPage>, ApiError> {
-    let query = query.0;
-    let page = PageRequest::new(query.page, query.page_size)?;
-    if let Some(status) = &query.status {
-        if !LOG_STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "status must be one of {}",
-                LOG_STATUSES.join(", ")
-            )));
-        }
-    }
-    let filter = LogFilter {
-        merchant_scope: caller.principal().merchant_scope().map(str::to_owned),
-        status: query.status.clone(),
-        from: query_instant("from", query.from.as_deref())?,
-        to: query_instant("to", query.to.as_deref())?,
-    };
-    let (count, rows) = with_db(&state.pool, move |conn| {
-        Ok(intake::list_log(conn, &filter, page.offset(), page.page_size)?)
-    })
-    .await?;
-    let (next, previous) = page.links(&req, count);
-    Ok(web::Json(ReceiptLogPage {
-        count,
-        next,
-        previous,
-        results: rows,
-    }))
 }

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use shared_models::web::observe::HttpMetrics;
 use shared_models::web::ops::{self as common, Readiness};
-use shared_models::{db, kafka};
+use shared_models::{kafka, store};
 
 use crate::relay;
 use crate::startup::AppState;
@@ -12,7 +12,7 @@ use crate::startup::AppState;
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let brokers = state.kafka_brokers.clone();
-    let checks = web::block(move || (db::ping(&pool), kafka::ping(&brokers))).await;
+    let checks = web::block(move || (store::ping(&pool), kafka::ping(&brokers))).await;
     match checks {
         Ok((postgres, kafka)) => Readiness::new()
             .check("postgres", postgres)

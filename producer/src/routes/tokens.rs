@@ -8,11 +8,13 @@ use chrono::{DateTime, Utc};
 use paperclip::actix::{api_v2_operation, Apiv2Schema, NoContent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared_models::auth::{self, Role, TokenRecord};
+use shared_models::domain::auth::Role;
 use shared_models::domain::text::{text_problem, NOT_BLANK, NO_CONTROL_CHARACTERS};
 use shared_models::domain::FieldError;
+use shared_models::store::tokens::{self, TokenRecord};
 use shared_models::web::auth::{Admins, Caller};
-use shared_models::web::extract::{JsonBody, Replies, Reply, RequestBody, ResourceId};
+use shared_models::web::extract::{JsonBody, RequestBody, ResourceId};
+use shared_models::web::reply::{Replies, Reply};
 use shared_models::web::{with_db, ApiError};
 use uuid::Uuid;
 
@@ -139,7 +141,7 @@ pub async fn create(
     let request = body.parse(state.intake.max_body_bytes).await?;
     let role = request.validate()?;
     let (record, secret) = with_db(&state.pool, move |conn| {
-        Ok(auth::create_token(
+        Ok(tokens::create_token(
             conn,
             role,
             request.merchant_id.as_deref(),
@@ -168,7 +170,7 @@ pub async fn list(
     _caller: Caller<Admins>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<TokenList>, ApiError> {
-    let tokens = with_db(&state.pool, |conn| Ok(auth::list_tokens(conn)?)).await?;
+    let tokens = with_db(&state.pool, |conn| Ok(tokens::list_tokens(conn)?)).await?;
     Ok(web::Json(TokenList {
         count: tokens.len(),
         results: tokens,
@@ -185,7 +187,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> Result<NoContent, ApiError> {
     let id = Uuid::parse_str(&id.0).map_err(|_| ApiError::NotFound(format!("no token {}", id.0)))?;
-    if with_db(&state.pool, move |conn| Ok(auth::revoke_token(conn, id)?)).await? {
+    if with_db(&state.pool, move |conn| Ok(tokens::revoke_token(conn, id)?)).await? {
         Ok(NoContent)
     } else {
         Err(ApiError::NotFound(format!("no token {id}")))

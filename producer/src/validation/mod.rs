@@ -8,10 +8,18 @@ use chrono::{DateTime, TimeDelta, Utc};
 use garde::Validate;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
-use shared_models::domain::text::{escape_nul, text_problem, NUL};
+use shared_models::domain::receipt::{LineItem, Receipt};
+use shared_models::domain::text::text_problem;
 use shared_models::domain::time::parse_timestamp;
 use shared_models::domain::FieldError;
-use shared_models::receipt::{LineItem, Receipt};
+
+mod document;
+mod limits;
+mod problems;
+
+pub use document::refine_document;
+pub(crate) use limits::*;
+use problems::{unstorable_fields, Problems};
 
 /// The configurable parts of the rules.
 #[derive(Debug, Clone)]
@@ -57,22 +65,6 @@ const KNOWN_FIELDS: [&str; 10] = [
     "merchant_id",
 ];
 const KNOWN_ITEM_FIELDS: [&str; 4] = ["product_id", "quantity", "price", "category"];
-
-/// The limits of a receipt, which the rules below enforce and the OpenAPI document states (`document.rs`).
-pub(crate) const MAX_ITEMS: usize = 1000;
-pub(crate) const TRANSACTION_ID_MAX: usize = 128;
-pub(crate) const PLACE_ID_MAX: usize = 64;
-pub(crate) const PLACE_NAME_MAX: usize = 200;
-pub(crate) const MERCHANT_ID_MAX: usize = 64;
-pub(crate) const PRODUCT_ID_MAX: usize = 128;
-pub(crate) const CATEGORY_MAX: usize = 64;
-pub(crate) const PAYMENT_METHOD_MAX: usize = 32;
-/// Decimal places of money and of quantities.
-pub(crate) const MONEY_SCALE: u32 = 2;
-pub(crate) const QUANTITY_SCALE: u32 = 3;
-/// Upper bounds that keep every product and sum far inside rust_decimal's range.
-pub(crate) const MAX_MONEY: Decimal = Decimal::from_parts(2764472319, 232830, 0, false, 2); // 9,999,999,999,999.99
-pub(crate) const MAX_QUANTITY: Decimal = Decimal::from_parts(3_567_587_327, 232, 0, false, 3); // 999,999,999.999
 
 /// Text fields and their rules, declared with garde. `None` means absent or of the wrong type, which is
 /// reported separately; garde checks only what is present.
@@ -129,127 +121,8 @@ fn payment_method_rule(value: &Option<String>, _: &()) -> garde::Result {
     }
 }
 
-/// Collects the problems of one body.
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn add(&mut self, field: &str, code: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, code, message));
-    }
-
-    /// A string field: absent is `None` (reported if required), another type is reported.
-    fn string(
-        &mut self,
-        object: &Map<String, Value>,
-        key: &str,
-        path: &str,
-        required: bool,
-    ) -> Option<String> {
-        match object.get(key) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.add(path, "required", "this field is required");
-                }
-                None
-            }
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(_) => {
-                self.add(path, "invalid_type", "must be a string");
-                None
-            }
-        }
-    }
-
-    /// An exact decimal from a JSON number or a numeric string.
-    fn decimal(
-        &mut self,
-        object: &Map<String, Value>,
-        key: &str,
-        path: &str,
-        required: bool,
-    ) -> Option<Decimal> {
-        let literal = match object.get(key) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.add(path, "required", "this field is required");
-                }
-                return None;
-            }
-            Some(Value::Number(number)) => number.to_string(),
-            Some(Value::String(text)) => text.trim().to_owned(),
-            Some(_) => {
-                self.add(path, "invalid_type", "must be a number or a numeric string");
-                return None;
-            }
-        };
-        let parsed = if literal.contains(['e', 'E']) {
-            Decimal::from_scientific(&literal).ok()
-        } else if literal.is_empty() || literal.starts_with('+') {
-            None
-        } else {
-            Decimal::from_str_exact(&literal).ok()
-        };
-        match parsed {
-            Some(value) => Some(value.normalize()),
-            None => {
-                self.add(path, "invalid_number", "must be a decimal number such as 10.99");
-                None
-            }
-        }
-    }
-
-    /// Range and precision of an amount: at least `min_exclusive`/`min`, at most `max` and `scale` places.
-    fn check_amount(&mut self, path: &str, value: Decimal, positive: bool, max: Decimal, scale: u32) {
-        if positive && value <= Decimal::ZERO {
-            self.add(path, "not_positive", "must be greater than 0");
-        } else if value < Decimal::ZERO {
-            self.add(path, "negative", "must not be negative");
-        } else if value > max {
-            self.add(path, "too_large", format!("must not exceed {max}"));
-        } else if value.scale() > scale {
-            self.add(
-                path,
-                "too_many_decimals",
-                format!("must have at most {scale} decimal places"),
-            );
-        }
-    }
-}
-
-/// Reports every string and key that holds U+0000 (which PostgreSQL's `text` and `jsonb` cannot store), at
-/// its path in the body, extra fields included.
-fn unstorable_text(value: &Value, path: &str, problems: &mut Problems) {
-    match value {
-        Value::String(text) if text.contains(NUL) => problems.add(path, "invalid_characters", NUL_MESSAGE),
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                unstorable_text(item, &format!("{path}[{index}]"), problems);
-            }
-        }
-        Value::Object(object) => unstorable_fields(object, path, problems),
-        _ => {}
-    }
-}
-
-fn unstorable_fields(object: &Map<String, Value>, path: &str, problems: &mut Problems) {
-    for (key, item) in object {
-        let name = escape_nul(key);
-        let inner = if path.is_empty() {
-            name.into_owned()
-        } else {
-            format!("{path}.{name}")
-        };
-        if key.contains(NUL) {
-            problems.add(&inner, "invalid_characters", NUL_MESSAGE);
-        }
-        unstorable_text(item, &inner, problems);
-    }
-}
-
-const NUL_MESSAGE: &str = "must not contain the character U+0000";
-
-/// Validates a receipt body (already known to be a JSON object) against every rule of CONTRACT 3,
-/// reporting all failures together.
+/// Validates a receipt body (already known to be a JSON object) against every rule the OpenAPI document
+/// states, reporting all failures together.
 pub fn validate(
     body: &Map<String, Value>,
     rules: &Rules,
@@ -470,10 +343,6 @@ impl Default for Rules {
         }
     }
 }
-
-mod document;
-
-pub use document::refine_document;
 
 #[cfg(test)]
 mod tests;

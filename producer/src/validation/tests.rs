@@ -1,4 +1,5 @@
-//! The rules of receipt validation, case by case.
+//! The rules of receipt validation, case by case: one test per rule the OpenAPI document states
+//! (document.rs), each with the body that breaks it and the field error a client gets.
 
 use super::*;
 use serde_json::json;

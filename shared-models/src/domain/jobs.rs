@@ -7,7 +7,6 @@ use crate::domain::time::start_of_hour;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-
 /// One place's hour: the unit that rollups are kept and recomputed in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct HourBucket {

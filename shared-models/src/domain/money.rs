@@ -3,7 +3,7 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Serialize, Serializer};
 
-/// Rounds to cents, half away from zero (CONTRACT 3 and 5).
+/// Rounds to cents, half away from zero (docs/api.md).
 pub fn round_cents(value: Decimal) -> Decimal {
     value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
@@ -38,7 +38,7 @@ impl paperclip::v2::schema::TypedData for Money {
     }
 }
 
-/// The mean of `sum` over `count`, or zero for an empty set (CONTRACT 5: zeros, not nulls).
+/// The mean of `sum` over `count`, or zero for an empty set (zeros, not nulls, as docs/api.md says).
 pub fn mean(sum: Decimal, count: i64) -> Money {
     if count == 0 {
         Money::from_exact(Decimal::ZERO)

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::domain::money::round_cents;
 use crate::domain::text::normalise_category;
-use crate::money::round_cents;
 
 /// Version of the envelope's JSON shape; also sent in the `schema-version` Kafka header.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -1,4 +1,15 @@
-//! The PostgreSQL pool and the embedded migrations.
+//! The store: the PostgreSQL pool, the embedded migrations, the Diesel schema, and one module per table
+//! that owns every write to it (reads stay beside their use).
+
+pub mod accepted;
+pub mod jobs;
+pub mod outbox;
+pub mod places;
+pub mod receipt_log;
+pub mod receipts;
+pub mod rollups;
+pub mod schema;
+pub mod tokens;
 
 use std::time::Duration;
 
@@ -17,12 +28,12 @@ const MIGRATION_LOCK: i64 = 0x7265_6365_6970_7473;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("database pool: {0}")]
+    #[error("database pool")]
     Pool(#[from] diesel::r2d2::PoolError),
-    #[error("database: {0}")]
+    #[error("database")]
     Query(#[from] diesel::result::Error),
-    #[error("migrations: {0}")]
-    Migration(String),
+    #[error("migrations")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Builds a pool without connecting: services start while PostgreSQL is down and report it on `/ready`.
@@ -42,7 +53,7 @@ pub fn run_migrations(pool: &PgPool) -> Result<(), DbError> {
         .run_pending_migrations(MIGRATIONS)
         .map(|versions| versions.len());
     diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(&mut conn)?;
-    let applied = applied.map_err(|error| DbError::Migration(error.to_string()))?;
+    let applied = applied.map_err(DbError::Migration)?;
     if applied > 0 {
         log::info!("applied {applied} database migrations");
     }
@@ -64,7 +75,7 @@ pub fn run_migrations_when_ready(pool: &PgPool, attempts: u32) -> Result<(), DbE
         match run_migrations(pool) {
             Ok(()) => return Ok(()),
             Err(error) if attempt < attempts => {
-                log::warn!("database not ready ({error}); retrying");
+                log::warn!("database not ready ({}); retrying", crate::report::chain(&error));
                 std::thread::sleep(Duration::from_secs(1));
                 attempt += 1;
             }

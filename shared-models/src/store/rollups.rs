@@ -1,10 +1,12 @@
-//! Recomputing hourly rollups from the stored receipts. Each bucket's rows are replaced by sums computed
-//! from scratch, so running a job twice gives the same figures.
+//! The rollup tables (`place_hour_rollups`, `category_hour_rollups`): exact sums per place and hour, and per
+//! place, hour and category, recomputed from the stored receipts. This module owns every write to them.
+//! Each bucket's rows are replaced by sums computed from scratch, so running a job twice gives the same
+//! figures.
 
+use crate::domain::jobs::HourBucket;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text, Timestamptz};
-use shared_models::jobs::HourBucket;
 
 #[derive(Debug, QueryableByName)]
 struct BucketRow {

@@ -135,14 +135,7 @@ impl ApiError {
 
     /// The message and its causes, for the log.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        crate::report::chain(self)
     }
 }
 
@@ -169,15 +162,17 @@ impl From<DieselError> for ApiError {
     }
 }
 
-impl From<crate::auth::TokenError> for ApiError {
-    fn from(error: crate::auth::TokenError) -> Self {
+impl From<crate::store::tokens::TokenError> for ApiError {
+    fn from(error: crate::store::tokens::TokenError) -> Self {
         match error {
-            crate::auth::TokenError::MerchantMismatch => ApiError::Validation(vec![FieldError::new(
-                "merchant_id",
-                "merchant_mismatch",
-                error.to_string(),
-            )]),
-            crate::auth::TokenError::Database(error) => error.into(),
+            crate::store::tokens::TokenError::MerchantMismatch => {
+                ApiError::Validation(vec![FieldError::new(
+                    "merchant_id",
+                    "merchant_mismatch",
+                    error.to_string(),
+                )])
+            }
+            crate::store::tokens::TokenError::Database(error) => error.into(),
         }
     }
 }

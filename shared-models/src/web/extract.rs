@@ -1,5 +1,5 @@
-//! The extractors and replies of `/api/` handlers. Each one does the work (reading a body, a query string
-//! or a path) and describes itself to paperclip, so the OpenAPI documents say what the services do.
+//! The extractors of `/api/` handlers. Each one does the work (reading a body, a query string or a path) and
+//! describes itself to paperclip, so the OpenAPI documents say what the services do.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,8 +8,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use paperclip::actix::OperationModifier;
@@ -19,13 +18,12 @@ use paperclip::v2::models::{
 };
 use paperclip::v2::schema::Apiv2Schema;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::config::HttpConfig;
 use crate::domain::text::{escape_nul, NUL};
 use crate::domain::time::parse_period_bound;
 use crate::web::error::{ApiError, ErrorBody};
-use crate::web::openapi::{define, document_errors, document_response, reference};
+use crate::web::openapi::{define, document_errors, reference};
 
 /// A JSON request body. Its type documents its schema and how the service rejects a bad one.
 pub trait RequestBody: Apiv2Schema {
@@ -138,7 +136,7 @@ impl<T: RequestBody> OperationModifier for JsonBody<T> {
     }
 }
 
-fn json_media() -> MediaRange {
+pub(crate) fn json_media() -> MediaRange {
     MediaRange(actix_web::mime::APPLICATION_JSON)
 }
 
@@ -309,55 +307,6 @@ impl OperationModifier for ResourceId {
 
     fn update_definitions(definitions: &mut BTreeMap<String, DefaultSchemaRaw>) {
         define::<ErrorBody>(definitions);
-    }
-}
-
-/// A reply with a status other than 200 and a JSON body of type `T`.
-pub struct Reply<T> {
-    status: StatusCode,
-    body: T,
-}
-
-impl<T> Reply<T> {
-    pub fn new(status: StatusCode, body: T) -> Self {
-        Reply { status, body }
-    }
-}
-
-impl<T: Serialize> actix_web::Responder for Reply<T> {
-    type Body = actix_web::body::BoxBody;
-
-    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body)
-    }
-}
-
-/// How a reply type documents its successful answers.
-pub trait Replies: Apiv2Schema {
-    /// Each status the endpoint answers with on success, and what it means.
-    const STATUSES: &'static [(u16, &'static str)];
-}
-
-impl<T: Replies> Apiv2Schema for Reply<T> {
-    fn name() -> Option<String> {
-        T::name()
-    }
-
-    fn raw_schema() -> DefaultSchemaRaw {
-        T::raw_schema()
-    }
-}
-
-impl<T: Replies> OperationModifier for Reply<T> {
-    fn update_response(op: &mut DefaultOperationRaw) {
-        op.produces = Some(std::iter::once(json_media()).collect());
-        for (status, description) in T::STATUSES {
-            document_response(op, *status, description, Some(reference::<T>()));
-        }
-    }
-
-    fn update_definitions(definitions: &mut BTreeMap<String, DefaultSchemaRaw>) {
-        define::<T>(definitions);
     }
 }
 

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod ops;
 pub mod paging;
 pub mod rate_limit;
+pub mod reply;
 pub mod routes;
 pub mod service;
 pub mod tabular;
@@ -18,7 +19,7 @@ pub use error::ApiError;
 
 use actix_web::web;
 
-use crate::db::PgPool;
+use crate::store::PgPool;
 
 /// Runs blocking diesel work on actix's blocking pool, off the async executor.
 pub async fn with_db<T, F>(pool: &PgPool, work: F) -> Result<T, ApiError>

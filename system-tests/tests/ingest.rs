@@ -9,12 +9,12 @@ use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use shared_models::config::KafkaConfig;
-use shared_models::db::PgPool;
-use shared_models::receipt::{LineItem, Receipt, ReceiptEnvelope, DLQ_REASON_HEADER};
-use shared_models::schema::{places, receipts};
+use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope, DLQ_REASON_HEADER};
+use shared_models::store::schema::{places, receipts};
+use shared_models::store::PgPool;
 use shared_models::testing::{fresh_database, service_url, unique_name};
 
-mod support;
+use system_tests::config as support;
 
 struct RunningConsumer {
     kafka: KafkaConfig,
@@ -167,6 +167,48 @@ async fn redelivered_receipts_are_stored_and_counted_once() {
 }
 
 /// The consumer processes' session timeout: the shortest that tansu 0.6's rebalances settle with.
+fn receipts_producer(kafka: &KafkaConfig) -> FutureProducer {
+    shared_models::kafka::client_config(&kafka.kafka_brokers)
+        .create()
+        .expect("producer")
+}
+
+/// Publishes receipts `{prefix}-{index}` for the indexes of `range`, over four places.
+async fn produce(
+    producer: &FutureProducer,
+    kafka: &KafkaConfig,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+) {
+    let sends = range.map(|index| {
+        let mut envelope = envelope(&format!("{prefix}-{index}"));
+        envelope.receipt.place_id = format!("place-{}", index % 4);
+        async move {
+            let key = envelope.receipt.place_id.clone();
+            producer
+                .send(
+                    FutureRecord::to(&kafka.kafka_topic)
+                        .key(&key)
+                        .payload(&envelope.to_json()),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(error, _)| error)
+                .expect("sent");
+        }
+    });
+    futures::future::join_all(sends).await;
+}
+
+/// Receipts stored so far.
+fn stored(pool: &PgPool) -> i64 {
+    let mut conn = pool.get().expect("connection");
+    receipts::table
+        .count()
+        .get_result::<i64>(&mut conn)
+        .expect("count")
+}
+
 const SESSION_TIMEOUT_MS: u64 = 20_000;
 
 /// A consumer process, killed (SIGKILL) when dropped.
@@ -180,7 +222,7 @@ impl Drop for ConsumerProcess {
 }
 
 fn start_consumer_process(database_url: &str, kafka: &KafkaConfig, group: &str) -> ConsumerProcess {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+    let child = std::process::Command::new(system_tests::stack::binary("consumer"))
         .env("KAFKA_SESSION_TIMEOUT_MS", SESSION_TIMEOUT_MS.to_string())
         .env("CONSUMER_ADDR", "127.0.0.1:0")
         .env("DATABASE_URL", database_url)
@@ -209,40 +251,9 @@ async fn consumers_joining_and_dying_mid_stream_lose_nothing_and_count_nothing_t
     shared_models::kafka::ensure_topics(&kafka.kafka_brokers, &[(kafka.kafka_topic.as_str(), 4)])
         .await
         .expect("topic");
-    let producer: FutureProducer = shared_models::kafka::client_config(&kafka.kafka_brokers)
-        .create()
-        .expect("producer");
-    let produce = |range: std::ops::Range<usize>| {
-        let producer = producer.clone();
-        let topic = kafka.kafka_topic.clone();
-        async move {
-            let sends = range.map(|index| {
-                let mut envelope = envelope(&format!("s-{index}"));
-                envelope.receipt.place_id = format!("place-{}", index % 4);
-                let (producer, topic) = (producer.clone(), topic.clone());
-                async move {
-                    let payload = envelope.to_json();
-                    let key = envelope.receipt.place_id.clone();
-                    producer
-                        .send(
-                            FutureRecord::to(&topic).key(&key).payload(&payload),
-                            Duration::from_secs(10),
-                        )
-                        .await
-                        .map_err(|(error, _)| error)
-                        .expect("sent");
-                }
-            });
-            futures::future::join_all(sends).await;
-        }
-    };
-    let stored = || {
-        let mut conn = pool.get().expect("connection");
-        receipts::table
-            .count()
-            .get_result::<i64>(&mut conn)
-            .expect("count")
-    };
+    let producer = receipts_producer(&kafka);
+    let produce = |range| produce(&producer, &kafka, "s", range);
+    let stored = || stored(&pool);
     // Up to the dead member's session, the rejoin watchdog's wait (a session plus 15 s) and the catch-up.
     let wait_for = |count: i64| {
         let stored = &stored;
@@ -294,37 +305,9 @@ async fn a_lone_consumer_killed_and_restarted_gets_its_partitions_back() {
     shared_models::kafka::ensure_topics(&kafka.kafka_brokers, &[(kafka.kafka_topic.as_str(), 4)])
         .await
         .expect("topic");
-    let producer: FutureProducer = shared_models::kafka::client_config(&kafka.kafka_brokers)
-        .create()
-        .expect("producer");
-    let produce = |range: std::ops::Range<usize>| {
-        let sends: Vec<_> = range
-            .map(|index| {
-                let mut envelope = envelope(&format!("k-{index}"));
-                envelope.receipt.place_id = format!("place-{}", index % 4);
-                let (producer, topic) = (producer.clone(), kafka.kafka_topic.clone());
-                async move {
-                    let key = envelope.receipt.place_id.clone();
-                    producer
-                        .send(
-                            FutureRecord::to(&topic).key(&key).payload(&envelope.to_json()),
-                            Duration::from_secs(10),
-                        )
-                        .await
-                        .map_err(|(error, _)| error)
-                        .expect("sent");
-                }
-            })
-            .collect();
-        futures::future::join_all(sends)
-    };
-    let stored = || {
-        let mut conn = pool.get().expect("connection");
-        receipts::table
-            .count()
-            .get_result::<i64>(&mut conn)
-            .expect("count")
-    };
+    let producer = receipts_producer(&kafka);
+    let produce = |range| produce(&producer, &kafka, "k", range);
+    let stored = || stored(&pool);
     let group = unique_name("group");
     produce(0..600).await;
     let first = start_consumer_process(&database_url, &kafka, &group);

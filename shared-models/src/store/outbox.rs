@@ -1,0 +1,123 @@
+//! The `outbox` table: accepted receipts waiting for Kafka, written in the transaction that accepts them and
+//! drained by the relay, which marks a row published only after the broker's acknowledgement. This module
+//! owns every write to it (and the `published_at` of `accepted_receipts`, which it keeps in step).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+
+use crate::domain::receipt::ReceiptEnvelope;
+use crate::store::schema::outbox;
+
+/// An outbox row to publish: its id, the message key (the place) and the payload.
+#[derive(Debug, Clone, Queryable)]
+pub struct Pending {
+    pub id: i64,
+    pub key: String,
+    pub payload: String,
+}
+
+/// Queues an accepted receipt for Kafka (in the transaction that accepts it).
+pub fn enqueue(conn: &mut PgConnection, envelope: &ReceiptEnvelope) -> QueryResult<()> {
+    let receipt = &envelope.receipt;
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::merchant_id.eq(&envelope.merchant_id),
+            outbox::transaction_id.eq(&receipt.transaction_id),
+            outbox::message_key.eq(&receipt.place_id),
+            outbox::payload.eq(envelope.to_json()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How many receipts wait for Kafka.
+pub fn backlog(conn: &mut PgConnection) -> QueryResult<i64> {
+    outbox::table
+        .filter(outbox::published_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+/// Claims up to `limit` unpublished rows, oldest first, locking them until the transaction ends; rows another
+/// relay holds are skipped, so replicas never publish a row twice.
+pub fn claim(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Pending>> {
+    outbox::table
+        .filter(outbox::published_at.is_null())
+        .order(outbox::id.asc())
+        .limit(limit)
+        .select((outbox::id, outbox::message_key, outbox::payload))
+        .for_update()
+        .skip_locked()
+        .load(conn)
+}
+
+/// Marks rows published (the broker acknowledged them), and their receipts with them.
+pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
+    let now = Utc::now();
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set((
+            outbox::published_at.eq(now),
+            outbox::attempts.eq(outbox::attempts + 1),
+        ))
+        .execute(conn)?;
+    diesel::sql_query(
+        "UPDATE accepted_receipts a SET published_at = $1 FROM outbox o
+         WHERE o.id = ANY($2) AND a.merchant_id = o.merchant_id AND a.transaction_id = o.transaction_id",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records a failed publication of a row, with the broker's error.
+pub fn record_failure(conn: &mut PgConnection, id: i64, error: &str) -> QueryResult<()> {
+    diesel::update(outbox::table.filter(outbox::id.eq(id)))
+        .set((
+            outbox::attempts.eq(outbox::attempts + 1),
+            outbox::last_error.eq(error),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What one reconcile pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Published rows whose receipt the consumer has stored: done, and deleted from the outbox.
+    pub confirmed: usize,
+    /// Published rows whose receipt is still missing after the grace period: queued for publication again.
+    pub replayed: usize,
+}
+
+/// The pipeline reconcile: a published receipt that the consumer has stored is done (its outbox row is
+/// deleted); one that is still missing `grace` after publication (twice as long after each replay, up to 64
+/// times) was lost on the way, by a broker that lost its messages or a consumer that skipped them, and is
+/// published again. Safe to run in several replicas at once.
+pub fn reconcile(conn: &mut PgConnection, grace: Duration) -> QueryResult<Reconciled> {
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    conn.transaction(|conn| {
+        let confirmed = diesel::sql_query(
+            "DELETE FROM outbox o
+             WHERE o.published_at < now() - make_interval(secs => $1::float8 / 1000)
+               AND EXISTS (SELECT 1 FROM receipts r
+                           WHERE r.merchant_id = o.merchant_id AND r.transaction_id = o.transaction_id)",
+        )
+        .bind::<diesel::sql_types::Int8, _>(grace_ms)
+        .execute(conn)?;
+        let replayed = diesel::sql_query(
+            "UPDATE outbox o SET published_at = NULL, replays = o.replays + 1
+             WHERE o.id IN (
+               SELECT id FROM outbox s
+               WHERE s.published_at < now() - make_interval(secs => $1::float8 / 1000 * (1 << least(s.replays, 6)))
+                 AND NOT EXISTS (SELECT 1 FROM receipts r
+                                 WHERE r.merchant_id = s.merchant_id AND r.transaction_id = s.transaction_id)
+               FOR UPDATE SKIP LOCKED)",
+        )
+        .bind::<diesel::sql_types::Int8, _>(grace_ms)
+        .execute(conn)?;
+        Ok(Reconciled { confirmed, replayed })
+    })
+}
