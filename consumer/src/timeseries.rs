@@ -1,18 +1,19 @@
-//! Purchases over time: per hour or per day, exact for any period. Whole hours come from the hourly rollups,
-//! the partial hours at the period's edges from the receipts (as for the other analytics), and every bucket
-//! of the period is answered, empty ones as zeros.
+//! Purchases over time: per hour or per day, exact for any period. Whole days and hours come from the rollup
+//! tiers of the scope, the partial hours at the period's edges from the receipts (as for the other
+//! analytics), and every bucket of the period is answered, empty ones as zeros.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int8, Nullable, Numeric, Text, Timestamptz};
+use diesel::sql_types::{Int8, Numeric, Text, Timestamptz};
 use paperclip::actix::Apiv2Schema;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shared_models::domain::money::{mean, Money};
+use shared_models::domain::rollup::{Grain, Plan};
 
-use crate::analytics::{Period, SCOPE_SQL};
+use crate::analytics::{bound, Grouping, Period, Reading, Scope};
 
 /// The length of a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Apiv2Schema)]
@@ -29,6 +30,14 @@ impl Bucket {
         match self {
             Bucket::Hour => TimeDelta::hours(1),
             Bucket::Day => TimeDelta::days(1),
+        }
+    }
+
+    /// The rollups a series of these buckets may read: none coarser than the bucket.
+    fn grain(self) -> Grain {
+        match self {
+            Bucket::Hour => Grain::Hour,
+            Bucket::Day => Grain::Day,
         }
     }
 
@@ -98,20 +107,6 @@ struct BucketRow {
     tips_amount: Decimal,
 }
 
-/// Whole hours from the rollups, the partial hours at the edges from the receipts, summed per bucket.
-const SERIES_SQL: &str = "parts AS (
-    SELECT hour AS at, purchases, total_amount, vat_amount, tips_amount FROM place_hour_rollups
-    WHERE hour >= $4 AND hour < $5 AND place_id IN (SELECT place_id FROM scope)
-    UNION ALL
-    SELECT purchased_at, 1, total_amount, vat_amount, tips_amount FROM receipts
-    WHERE ((purchased_at >= $6 AND purchased_at < $7) OR (purchased_at >= $8 AND purchased_at < $9))
-      AND place_id IN (SELECT place_id FROM scope)
-)
-SELECT date_trunc($10, at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start,
-       SUM(purchases)::int8 AS purchases, SUM(total_amount) AS total_amount,
-       SUM(vat_amount) AS vat_amount, SUM(tips_amount) AS tips_amount
-FROM parts GROUP BY 1 ORDER BY 1";
-
 /// The series of `[from, to)` in `bucket`s, for the places of a merchant (or all) or one place.
 pub fn series(
     conn: &mut PgConnection,
@@ -121,23 +116,25 @@ pub fn series(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<Vec<BucketFigures>> {
-    let plan = Period {
-        from: Some(from),
-        to: Some(to),
-    }
-    .plan();
-    let rows: Vec<BucketRow> = diesel::sql_query(format!("WITH {SCOPE_SQL}, {SERIES_SQL}"))
-        .bind::<Nullable<Text>, _>(merchant_id)
-        .bind::<Nullable<Text>, _>(place_id)
-        .bind::<Nullable<Array<Text>>, _>(None::<Vec<String>>)
-        .bind::<Timestamptz, _>(plan.whole.0)
-        .bind::<Timestamptz, _>(plan.whole.1)
-        .bind::<Timestamptz, _>(plan.edges[0].0)
-        .bind::<Timestamptz, _>(plan.edges[0].1)
-        .bind::<Timestamptz, _>(plan.edges[1].0)
-        .bind::<Timestamptz, _>(plan.edges[1].1)
-        .bind::<Text, _>(bucket.as_str())
-        .load(conn)?;
+    let scope = Scope {
+        merchant_id: merchant_id.map(str::to_owned),
+        place_id: place_id.map(str::to_owned),
+        ..Scope::default()
+    };
+    let plan = Plan::new(Some(from), Some(to), bucket.grain());
+    let rows: Vec<BucketRow> = bound(
+        format!(
+            "WITH {} SELECT date_trunc($11, at, 'UTC') AS start,
+                    SUM(purchases)::int8 AS purchases, SUM(total_amount) AS total_amount,
+                    SUM(vat_amount) AS vat_amount, SUM(tips_amount) AS tips_amount
+             FROM parts GROUP BY 1 ORDER BY 1",
+            Reading::of(&scope, Grouping::Whole).totals()
+        ),
+        &scope,
+        &plan,
+    )
+    .bind::<Text, _>(bucket.as_str())
+    .load(conn)?;
     let filled: BTreeMap<DateTime<Utc>, BucketRow> = rows.into_iter().map(|row| (row.start, row)).collect();
     let count = bucket.count(from, to);
     let first = bucket.start(from);

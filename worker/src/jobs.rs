@@ -42,6 +42,10 @@ pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, Wor
                     return Err(WorkerError::UnknownPlace(place.clone()));
                 }
             }
+            if place_id.is_none() {
+                // Everything at once, set-based: far faster than bucket by bucket.
+                return Ok(rollups::rebuild_all(conn)?);
+            }
             let buckets = rollups::all_buckets(conn, place_id.as_deref())?;
             let mut done = 0;
             for chunk in buckets.chunks(500) {

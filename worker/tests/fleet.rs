@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use shared_models::domain::jobs::{AnalyticsJob, AnalyticsWork, HourBucket};
 use shared_models::queue;
-use shared_models::store::schema::{hourly_runs, jobs, place_hour_rollups};
+use shared_models::store::rollups::RECOMPUTE_LOCK;
+use shared_models::store::schema::{hourly_runs, jobs, place_rollups};
 use shared_models::store::PgPool;
 use shared_models::testing::{fresh_database, service_url, unique_name};
 
@@ -127,12 +128,13 @@ impl Fleet {
 
     fn rollup(&self, place_id: &str) -> Option<(i64, rust_decimal::Decimal, rust_decimal::Decimal)> {
         let mut conn = self.pool.get().expect("connection");
-        place_hour_rollups::table
-            .filter(place_hour_rollups::place_id.eq(place_id))
+        place_rollups::table
+            .filter(place_rollups::place_id.eq(place_id))
+            .filter(place_rollups::grain.eq("hour"))
             .select((
-                place_hour_rollups::purchases,
-                place_hour_rollups::total_amount,
-                place_hour_rollups::vat_amount,
+                place_rollups::purchases,
+                place_rollups::total_amount,
+                place_rollups::vat_amount,
             ))
             .first(&mut conn)
             .optional()
@@ -169,9 +171,9 @@ async fn three_replicas_run_each_cron_slot_exactly_once() {
 async fn a_job_whose_replica_is_killed_is_finished_by_another_replica() {
     let fleet = tokio::task::spawn_blocking(Fleet::new).await.expect("fleet");
     let bucket = fleet.seed_place("killed-place");
-    // Hold the place's recompute lock, so the first replica blocks inside the job.
+    // Hold the recompute lock, so the first replica blocks inside the job.
     let mut holder = PgConnection::establish(&fleet.database_url).expect("connection");
-    diesel::sql_query("SELECT pg_advisory_lock(hashtext('killed-place'))")
+    diesel::sql_query(format!("SELECT pg_advisory_lock({RECOMPUTE_LOCK})"))
         .execute(&mut holder)
         .expect("lock");
 
@@ -185,7 +187,7 @@ async fn a_job_whose_replica_is_killed_is_finished_by_another_replica() {
         .wait_for_job(id, 30, |(status, _, _)| status == "running")
         .await;
     drop(first); // SIGKILL, mid-job
-    diesel::sql_query("SELECT pg_advisory_unlock(hashtext('killed-place'))")
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({RECOMPUTE_LOCK})"))
         .execute(&mut holder)
         .expect("unlock");
     assert_eq!(
@@ -212,7 +214,7 @@ async fn a_job_that_fails_twice_then_succeeds_and_one_that_always_fails_ends_fai
     let bucket = fleet.seed_place("flaky-place");
     let _worker = fleet.start("0 0 * * * *", 3);
 
-    fleet.sql("ALTER TABLE place_hour_rollups RENAME TO place_hour_rollups_away");
+    fleet.sql("ALTER TABLE place_rollups RENAME TO place_rollups_away");
     let flaky = fleet
         .enqueue(AnalyticsWork::Buckets {
             buckets: vec![bucket.clone()],
@@ -223,7 +225,7 @@ async fn a_job_that_fails_twice_then_succeeds_and_one_that_always_fails_ends_fai
             status == "retrying" && *attempts >= 2
         })
         .await;
-    fleet.sql("ALTER TABLE place_hour_rollups_away RENAME TO place_hour_rollups");
+    fleet.sql("ALTER TABLE place_rollups_away RENAME TO place_rollups");
     let (_, attempts, _) = fleet
         .wait_for_job(flaky, 60, |(status, _, _)| status == "done")
         .await;
@@ -233,7 +235,7 @@ async fn a_job_that_fails_twice_then_succeeds_and_one_that_always_fails_ends_fai
         Some(2)
     );
 
-    fleet.sql("ALTER TABLE place_hour_rollups RENAME TO place_hour_rollups_away");
+    fleet.sql("ALTER TABLE place_rollups RENAME TO place_rollups_away");
     let doomed = fleet
         .enqueue(AnalyticsWork::Buckets {
             buckets: vec![bucket],
@@ -242,10 +244,10 @@ async fn a_job_that_fails_twice_then_succeeds_and_one_that_always_fails_ends_fai
     let (_, attempts, error) = fleet
         .wait_for_job(doomed, 90, |(status, _, _)| status == "failed")
         .await;
-    fleet.sql("ALTER TABLE place_hour_rollups_away RENAME TO place_hour_rollups");
+    fleet.sql("ALTER TABLE place_rollups_away RENAME TO place_rollups");
     assert_eq!(attempts, 4, "the first run and three retries");
     assert!(
-        error.is_some_and(|error| error.contains("place_hour_rollups")),
+        error.is_some_and(|error| error.contains("place_rollups")),
         "the error is kept"
     );
 

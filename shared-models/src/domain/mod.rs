@@ -5,6 +5,7 @@ pub mod field_error;
 pub mod jobs;
 pub mod money;
 pub mod receipt;
+pub mod rollup;
 pub mod text;
 pub mod time;
 

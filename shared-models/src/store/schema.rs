@@ -25,17 +25,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    category_hour_rollups (place_id, hour, category) {
-        place_id -> Text,
-        hour -> Timestamptz,
-        category -> Text,
-        receipts -> Int8,
-        spent -> Numeric,
-        computed_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
     hourly_runs (slot) {
         slot -> Timestamptz,
         runs -> Int4,
@@ -61,6 +50,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    merchant_category_rollups (merchant_id, grain, start, category) {
+        merchant_id -> Text,
+        grain -> Text,
+        start -> Timestamptz,
+        category -> Text,
+        receipts -> Int8,
+        spent -> Numeric,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    merchant_rollups (merchant_id, grain, start) {
+        merchant_id -> Text,
+        grain -> Text,
+        start -> Timestamptz,
+        purchases -> Int8,
+        total_amount -> Numeric,
+        vat_amount -> Numeric,
+        tips_amount -> Numeric,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> Int8,
         merchant_id -> Text,
@@ -76,9 +90,22 @@ diesel::table! {
 }
 
 diesel::table! {
-    place_hour_rollups (place_id, hour) {
+    place_category_rollups (place_id, grain, start, category) {
         place_id -> Text,
-        hour -> Timestamptz,
+        grain -> Text,
+        start -> Timestamptz,
+        category -> Text,
+        receipts -> Int8,
+        spent -> Numeric,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    place_rollups (place_id, grain, start) {
+        place_id -> Text,
+        grain -> Text,
+        start -> Timestamptz,
         purchases -> Int8,
         total_amount -> Numeric,
         vat_amount -> Numeric,
@@ -140,6 +167,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    total_category_rollups (grain, start, category) {
+        grain -> Text,
+        start -> Timestamptz,
+        category -> Text,
+        receipts -> Int8,
+        spent -> Numeric,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    total_rollups (grain, start) {
+        grain -> Text,
+        start -> Timestamptz,
+        purchases -> Int8,
+        total_amount -> Numeric,
+        vat_amount -> Numeric,
+        tips_amount -> Numeric,
+        computed_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(accepted_receipts -> places (place_id));
 diesel::joinable!(receipt_lines -> receipts (receipt_id));
 diesel::joinable!(receipts -> places (place_id));
@@ -147,13 +197,17 @@ diesel::joinable!(receipts -> places (place_id));
 diesel::allow_tables_to_appear_in_same_query!(
     accepted_receipts,
     api_tokens,
-    category_hour_rollups,
     hourly_runs,
     jobs,
+    merchant_category_rollups,
+    merchant_rollups,
     outbox,
-    place_hour_rollups,
+    place_category_rollups,
+    place_rollups,
     places,
     receipt_lines,
     receipt_log,
     receipts,
+    total_category_rollups,
+    total_rollups,
 );

@@ -85,7 +85,11 @@ const PLACES: [(&str, &str); 5] = [
     ("p-5", "m-c"),
 ];
 
-/// 2000 receipts over three days from 2024-03-01, as request bodies and as the oracle sees them.
+/// Where the generated receipts fall: 39 days from 2024-01-25, across two month ends and the leap day.
+const FIRST_DAY: &str = "2024-01-25T00:00:00Z";
+const DAYS: u64 = 39;
+
+/// 2000 receipts over [`DAYS`] days from [`FIRST_DAY`], as request bodies and as the oracle sees them.
 fn generate() -> (Vec<Value>, Vec<Generated>) {
     use rust_decimal::Decimal;
     use shared_models::domain::money::round_cents;
@@ -98,13 +102,13 @@ fn generate() -> (Vec<Value>, Vec<Generated>) {
         " Books",
         "garden",
     ];
-    let start: chrono::DateTime<chrono::Utc> = "2024-03-01T00:00:00Z".parse().expect("time");
+    let start: chrono::DateTime<chrono::Utc> = FIRST_DAY.parse().expect("time");
     let mut random = Xorshift(0x5eed_1234_abcd_0001);
     let mut generated = Vec::new();
     let mut bodies = Vec::new();
     for index in 0..2000 {
         let (place, merchant) = PLACES[random.below(PLACES.len() as u64) as usize];
-        let at = start + chrono::TimeDelta::milliseconds(random.below(3 * 24 * 3600 * 1000) as i64);
+        let at = start + chrono::TimeDelta::milliseconds(random.below(DAYS * 24 * 3600 * 1000) as i64);
         let mut items = Vec::new();
         let mut lines = Vec::new();
         for _ in 0..1 + random.below(4) {
@@ -132,6 +136,93 @@ fn generate() -> (Vec<Value>, Vec<Generated>) {
         });
     }
     (bodies, generated)
+}
+
+/// Periods that read every tier: all time, months with ragged days and hours around them, the leap day,
+/// a whole month, hours within one day, one partial hour, and open ends; the late receipt's month and day.
+const PERIODS: [(Option<&str>, Option<&str>); 11] = [
+    (None, None),
+    (Some("2024-01-30T10:15:00Z"), Some("2024-03-02T05:30:00.25Z")),
+    (Some("2024-02-29T00:00:00Z"), Some("2024-03-01T00:00:00Z")),
+    (Some("2024-02-01T00:00:00Z"), Some("2024-03-01T00:00:00Z")),
+    (Some("2024-02-29T03:17:00Z"), Some("2024-02-29T21:45:10Z")),
+    (Some("2024-03-02T10:05:00Z"), Some("2024-03-02T10:48:30Z")),
+    (Some("2024-02-15T12:34:56Z"), None),
+    (None, Some("2024-02-10T00:00:00.5Z")),
+    (Some("2023-11-01T00:00:00Z"), Some("2023-12-01T00:00:00Z")),
+    (Some("2023-11-15T00:00:00Z"), Some("2023-11-16T00:00:00Z")),
+    (Some("2023-10-31T23:00:00Z"), Some("2024-01-31T00:00:00Z")),
+];
+
+/// The receipt sent months after its purchase: place p-2 of merchant m-a, on 2023-11-15.
+fn late_receipt() -> (Value, Generated) {
+    use rust_decimal::Decimal;
+    let body = shared_models::testing::ReceiptBody::new("oracle-late")
+        .merchant("m-a")
+        .place("p-2")
+        .at("2023-11-15T08:30:00Z")
+        .line("sku", "3", "4.99", "Garden")
+        .vat("1.00")
+        .with("tips_amount", json!("0.50"));
+    let generated = Generated {
+        place: "p-2",
+        at: "2023-11-15T08:30:00Z".parse().expect("time"),
+        total: body.lines_total(),
+        vat: Decimal::new(100, 2),
+        tips: Decimal::new(50, 2),
+        lines: vec![("garden".to_owned(), body.lines_total())],
+    };
+    (body.build(), generated)
+}
+
+fn period_bound(text: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    text.map(|text| text.parse().expect("time"))
+}
+
+/// What the oracle expects of the receipts of `places` in `[from, to)`.
+fn expected_over(generated: &[Generated], places: &[&str], from: Option<&str>, to: Option<&str>) -> Expected {
+    let (low, high) = (period_bound(from), period_bound(to));
+    let mut expected = Expected::default();
+    generated
+        .iter()
+        .filter(|receipt| places.contains(&receipt.place))
+        .filter(|receipt| {
+            low.is_none_or(|low| receipt.at >= low) && high.is_none_or(|high| receipt.at < high)
+        })
+        .for_each(|receipt| expected.add(receipt));
+    expected
+}
+
+/// A merchant's summary (read from the merchant tier) for every period, and one category's figures.
+async fn merchant_summaries_match(services: &Services, generated: &[Generated]) {
+    for merchant in ["m-a", "m-b"] {
+        let token = services.merchant_token(merchant).await;
+        let places: Vec<&str> = PLACES
+            .iter()
+            .filter(|(_, owner)| *owner == merchant)
+            .map(|(place, _)| *place)
+            .collect();
+        for (from, to) in PERIODS {
+            let mut query = Vec::new();
+            query.extend(from.map(|from| format!("from={from}")));
+            query.extend(to.map(|to| format!("to={to}")));
+            let body = services.analytics_until(&token, &query.join("&"), |_| true).await;
+            assert_eq!(
+                body["summary"],
+                expected_over(generated, &places, from, to).json(),
+                "{merchant} over {from:?}..{to:?}"
+            );
+        }
+        let body = services
+            .analytics_until(&token, "category=GARDEN&from=2023-11-01", |_| true)
+            .await;
+        let expected = expected_over(generated, &places, Some("2023-11-01T00:00:00Z"), None).json();
+        assert_eq!(
+            body["summary"]["category_analytics"],
+            json!({ "garden": expected["category_analytics"]["garden"] }),
+            "{merchant}: one category"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -163,6 +254,19 @@ async fn analytics_match_an_independent_exact_computation_for_thousands_of_rando
         .analytics_until(&admin, "", |body| body["summary"]["total_purchases"] == 2000)
         .await;
     summaries_and_places_match(&services, &generated).await;
+    merchant_summaries_match(&services, &generated).await;
+
+    // A receipt that arrives months late updates its hour, its day and its month, at every level.
+    let (late_body, late) = late_receipt();
+    let (status, body) = services.post_receipt(&admin, &late_body).await;
+    assert_eq!(status, 202, "{body}");
+    let mut generated = generated;
+    generated.push(late);
+    services
+        .analytics_until(&admin, "", |body| body["summary"]["total_purchases"] == 2001)
+        .await;
+    summaries_and_places_match(&services, &generated).await;
+    merchant_summaries_match(&services, &generated).await;
     series_match(&services, &generated).await;
     csv_lists_every_place(&services).await;
     dates_and_bad_periods(&services).await;
@@ -184,18 +288,8 @@ async fn analytics_match_an_independent_exact_computation_for_thousands_of_rando
 /// The overview and one place's analytics, for ragged and open periods.
 async fn summaries_and_places_match(services: &Services, generated: &[Generated]) {
     let admin = &services.admin;
-    let periods = [
-        (None, None),
-        (Some("2024-03-01T05:17:23Z"), Some("2024-03-02T19:42:05.5Z")),
-        (Some("2024-03-02T10:05:00Z"), Some("2024-03-02T10:48:30Z")),
-        (Some("2024-03-02T00:00:00Z"), None),
-        (None, Some("2024-03-01T12:34:56.789Z")),
-    ];
-    for (from, to) in periods {
-        let bound = |text: Option<&str>| {
-            text.map(|text| text.parse::<chrono::DateTime<chrono::Utc>>().expect("time"))
-        };
-        let (low, high) = (bound(from), bound(to));
+    for (from, to) in PERIODS {
+        let (low, high) = (period_bound(from), period_bound(to));
         let mut summary = Expected::default();
         let mut per_place: std::collections::BTreeMap<&str, Expected> = std::collections::BTreeMap::new();
         for receipt in generated {
@@ -302,14 +396,14 @@ async fn series_match(services: &Services, generated: &[Generated]) {
     };
     let all_places: Vec<&str> = PLACES.iter().map(|(place, _)| *place).collect();
     let (low, high): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = (
-        "2024-03-01T05:17:23Z".parse().expect("time"),
-        "2024-03-02T19:42:05.5Z".parse().expect("time"),
+        "2024-02-28T22:17:23Z".parse().expect("time"),
+        "2024-03-01T03:42:05.5Z".parse().expect("time"),
     );
     let (status, hourly) = services
         .send(
             services.http.get(format!(
                 "{}/api/analytics/timeseries/?bucket=hour&place_id=p-3&from={}&to={}",
-                services.consumer, "2024-03-01T05:17:23Z", "2024-03-02T19:42:05.5Z"
+                services.consumer, "2024-02-28T22:17:23Z", "2024-03-01T03:42:05.5Z"
             )),
             admin,
         )
@@ -324,7 +418,7 @@ async fn series_match(services: &Services, generated: &[Generated]) {
     let (status, daily) = services
         .send(
             services.http.get(format!(
-                "{}/api/analytics/timeseries/?bucket=day&from=2024-02-28&to=2024-03-05T12:00:00Z",
+                "{}/api/analytics/timeseries/?bucket=day&from=2024-01-28&to=2024-03-03T12:00:00Z",
                 services.consumer
             )),
             &merchant_a,
@@ -337,15 +431,36 @@ async fn series_match(services: &Services, generated: &[Generated]) {
             None,
             &["p-1", "p-2"],
             chrono::TimeDelta::days(1),
-            "2024-02-28T00:00:00Z".parse().expect("time"),
-            "2024-03-05T12:00:00Z".parse().expect("time"),
+            "2024-01-28T00:00:00Z".parse().expect("time"),
+            "2024-03-03T12:00:00Z".parse().expect("time"),
         ),
         "daily for merchant m-a",
+    );
+    let (status, every_place) = services
+        .send(
+            services.http.get(format!(
+                "{}/api/analytics/timeseries/?bucket=day&from=2024-01-20T06:00:00Z&to=2024-03-10",
+                services.consumer
+            )),
+            admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{every_place}");
+    compare(
+        &every_place,
+        series_expected(
+            None,
+            &all_places,
+            chrono::TimeDelta::days(1),
+            "2024-01-20T06:00:00Z".parse().expect("time"),
+            "2024-03-10T00:00:00Z".parse().expect("time"),
+        ),
+        "daily for every place",
     );
     let csv = services
         .http
         .get(format!(
-            "{}/api/analytics/timeseries/?bucket=day&from=2024-02-28&to=2024-03-05T12:00:00Z",
+            "{}/api/analytics/timeseries/?bucket=day&from=2024-01-28&to=2024-03-03T12:00:00Z",
             services.consumer
         ))
         .bearer_auth(&merchant_a)
@@ -368,7 +483,7 @@ async fn series_match(services: &Services, generated: &[Generated]) {
     assert_eq!(
         lines[1],
         format!(
-            "2024-02-28T00:00:00Z,{},{},{},{},{}",
+            "2024-01-28T00:00:00Z,{},{},{},{},{}",
             first["total_purchases"],
             first["total_amount"],
             first["total_vat"],

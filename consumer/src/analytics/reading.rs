@@ -1,0 +1,272 @@
+//! The SQL that reads a [`Plan`] from the rollup tiers: the runs of rollups of the right level, and the
+//! receipts of the edges, narrowed to the scope. Analytics and the time series both read through here.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::BoxedSqlQuery;
+use diesel::sql_types::{Array, Int8, Nullable, Numeric, Text, Timestamptz};
+use rust_decimal::Decimal;
+use shared_models::domain::rollup::{Grain, Plan};
+use shared_models::store::rollups::Level;
+
+use super::{Figures, Period, Scope};
+
+/// The places a query covers: `$1` a merchant (or all), `$2` one place (or all), `$3` a list of places (or
+/// all). Every analytics query starts with it, so "the places in this caller's scope" is written once.
+const SCOPE_SQL: &str = "scope AS (
+    SELECT place_id FROM places
+    WHERE ($1::text IS NULL OR merchant_id = $1)
+      AND ($2::text IS NULL OR place_id = $2)
+      AND ($3::text[] IS NULL OR place_id = ANY($3))
+)";
+
+/// The runs of a plan: `$4` grains, `$5` and `$6` their bounds.
+const RUNS_SQL: &str =
+    "runs AS (SELECT * FROM unnest($4::text[], $5::timestamptz[], $6::timestamptz[]) AS u(grain, lo, hi))";
+
+/// The receipts of the plan's two edges (`$7`-`$8`, `$9`-`$10`).
+const EDGES: &str =
+    "((r.purchased_at >= $7 AND r.purchased_at < $8) OR (r.purchased_at >= $9 AND r.purchased_at < $10))";
+
+/// How a query groups its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grouping {
+    /// One set of figures for the whole scope.
+    Whole,
+    /// A set per place.
+    PerPlace,
+}
+
+/// Which rollups a query reads, and how it groups them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reading {
+    level: Level,
+    grouping: Grouping,
+}
+
+impl Reading {
+    /// The coarsest rows that answer the scope: the total for every place, a merchant's for all of its
+    /// places, the places' own rows otherwise (one place, a page of places, or figures per place).
+    pub(crate) fn of(scope: &Scope, grouping: Grouping) -> Reading {
+        let narrowed = scope.place_id.is_some() || scope.places.is_some();
+        let level = match (grouping, narrowed, &scope.merchant_id) {
+            (Grouping::PerPlace, _, _) | (_, true, _) => Level::Place,
+            (Grouping::Whole, false, Some(_)) => Level::Merchant,
+            (Grouping::Whole, false, None) => Level::Total,
+        };
+        Reading { level, grouping }
+    }
+
+    /// `r.place_id` (of a rollup row or a receipt) when grouping per place, else NULL.
+    fn place_key(self) -> &'static str {
+        match self.grouping {
+            Grouping::PerPlace => "r.place_id",
+            Grouping::Whole => "NULL::text",
+        }
+    }
+
+    /// Narrows the level's rows (`r`) to the scope.
+    fn rows_in_scope(self) -> &'static str {
+        match self.level {
+            Level::Place => "r.place_id IN (SELECT place_id FROM scope) AND ",
+            Level::Merchant => "r.merchant_id = $1 AND ",
+            Level::Total => "",
+        }
+    }
+
+    /// Narrows the edges' receipts (`r`) to the scope; every receipt counts for the total.
+    fn receipts_in_scope(self) -> &'static str {
+        match self.level {
+            Level::Total => "",
+            Level::Place | Level::Merchant => " AND r.place_id IN (SELECT place_id FROM scope)",
+        }
+    }
+
+    /// `parts(place_key, at, purchases, total_amount, vat_amount, tips_amount)`: the plan's rollup rows and
+    /// edge receipts.
+    pub(crate) fn totals(self) -> String {
+        format!(
+            "{SCOPE_SQL}, {RUNS_SQL}, parts AS (
+                SELECT {key} AS place_key, r.start AS at, r.purchases, r.total_amount, r.vat_amount, r.tips_amount
+                FROM runs u JOIN {table} r ON {rows}r.grain = u.grain AND r.start >= u.lo AND r.start < u.hi
+                UNION ALL
+                SELECT {key}, r.purchased_at, 1, r.total_amount, r.vat_amount, r.tips_amount
+                FROM receipts r WHERE {EDGES}{receipts}
+            )",
+            key = self.place_key(),
+            table = self.level.totals_table(),
+            rows = self.rows_in_scope(),
+            receipts = self.receipts_in_scope(),
+        )
+    }
+
+    /// `parts(place_key, category, receipts, spent)`, narrowed to the category `$11` when it is set.
+    fn categories(self) -> String {
+        format!(
+            "{SCOPE_SQL}, {RUNS_SQL}, parts AS (
+                SELECT {key} AS place_key, r.category, r.receipts, r.spent
+                FROM runs u JOIN {table} r ON {rows}r.grain = u.grain AND r.start >= u.lo AND r.start < u.hi
+                WHERE ($11::text IS NULL OR r.category = $11)
+                UNION ALL
+                SELECT {key}, l.category, COUNT(DISTINCT r.id), SUM(l.amount)
+                FROM receipts r JOIN receipt_lines l ON l.receipt_id = r.id
+                WHERE {EDGES}{receipts} AND ($11::text IS NULL OR l.category = $11)
+                GROUP BY 1, 2
+            )",
+            key = self.place_key(),
+            table = self.level.categories_table(),
+            rows = self.rows_in_scope(),
+            receipts = self.receipts_in_scope(),
+        )
+    }
+}
+
+/// A query over a [`Reading`]'s parts, with the scope (`$1`-`$3`) and the plan (`$4`-`$10`) bound.
+pub(crate) fn bound(
+    sql: String,
+    scope: &Scope,
+    plan: &Plan,
+) -> BoxedSqlQuery<'static, Pg, diesel::query_builder::SqlQuery> {
+    let grains: Vec<String> = plan
+        .runs
+        .iter()
+        .map(|run| run.grain.as_str().to_owned())
+        .collect();
+    let starts: Vec<DateTime<Utc>> = plan.runs.iter().map(|run| run.from).collect();
+    let ends: Vec<DateTime<Utc>> = plan.runs.iter().map(|run| run.to).collect();
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Nullable<Text>, _>(scope.merchant_id.clone())
+        .bind::<Nullable<Text>, _>(scope.place_id.clone())
+        .bind::<Nullable<Array<Text>>, _>(scope.places.clone())
+        .bind::<Array<Text>, _>(grains)
+        .bind::<Array<Timestamptz>, _>(starts)
+        .bind::<Array<Timestamptz>, _>(ends)
+        .bind::<Timestamptz, _>(plan.edges[0].0)
+        .bind::<Timestamptz, _>(plan.edges[0].1)
+        .bind::<Timestamptz, _>(plan.edges[1].0)
+        .bind::<Timestamptz, _>(plan.edges[1].1)
+}
+
+#[derive(Debug, QueryableByName)]
+struct TotalsRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    place_key: Option<String>,
+    #[diesel(sql_type = Int8)]
+    purchases: i64,
+    #[diesel(sql_type = Numeric)]
+    total_amount: Decimal,
+    #[diesel(sql_type = Numeric)]
+    vat_amount: Decimal,
+    #[diesel(sql_type = Numeric)]
+    tips_amount: Decimal,
+}
+
+#[derive(Debug, QueryableByName)]
+struct CategoryRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    place_key: Option<String>,
+    #[diesel(sql_type = Text)]
+    category: String,
+    #[diesel(sql_type = Int8)]
+    receipts: i64,
+    #[diesel(sql_type = Numeric)]
+    spent: Decimal,
+}
+
+/// The figures of the scope over the period, as one set (key `None`) or one per place.
+pub(super) fn grouped(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    period: &Period,
+    grouping: Grouping,
+) -> QueryResult<BTreeMap<Option<String>, Figures>> {
+    let reading = Reading::of(scope, grouping);
+    let plan = period.plan(Grain::Month);
+    let totals: Vec<TotalsRow> = bound(
+        format!(
+            "WITH {} SELECT place_key, COALESCE(SUM(purchases), 0)::int8 AS purchases,
+                    COALESCE(SUM(total_amount), 0) AS total_amount, COALESCE(SUM(vat_amount), 0) AS vat_amount,
+                    COALESCE(SUM(tips_amount), 0) AS tips_amount
+             FROM parts GROUP BY 1",
+            reading.totals()
+        ),
+        scope,
+        &plan,
+    )
+    .load(conn)?;
+    let categories: Vec<CategoryRow> = bound(
+        format!(
+            "WITH {} SELECT place_key, category, SUM(receipts)::int8 AS receipts, SUM(spent) AS spent
+             FROM parts GROUP BY 1, 2",
+            reading.categories()
+        ),
+        scope,
+        &plan,
+    )
+    .bind::<Nullable<Text>, _>(scope.category.clone())
+    .load(conn)?;
+    let mut result: BTreeMap<Option<String>, Figures> = BTreeMap::new();
+    for row in totals {
+        let figures = result.entry(row.place_key).or_default();
+        figures.purchases = row.purchases;
+        figures.total_amount = row.total_amount;
+        figures.vat_amount = row.vat_amount;
+        figures.tips_amount = row.tips_amount;
+    }
+    for row in categories {
+        result
+            .entry(row.place_key)
+            .or_default()
+            .categories
+            .insert(row.category, (row.receipts, row.spent));
+    }
+    Ok(result)
+}
+
+#[derive(Debug, QueryableByName)]
+struct ComputedRow {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    computed_at: Option<DateTime<Utc>>,
+}
+
+/// The latest `computed_at` of the scope's month rows.
+pub(super) fn computed_at(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Option<DateTime<Utc>>> {
+    let reading = Reading::of(scope, Grouping::Whole);
+    let row: ComputedRow = diesel::sql_query(format!(
+        "WITH {SCOPE_SQL} SELECT max(r.computed_at) AS computed_at FROM {} r WHERE {}r.grain = 'month'",
+        reading.level.totals_table(),
+        reading.rows_in_scope()
+    ))
+    .bind::<Nullable<Text>, _>(scope.merchant_id.clone())
+    .bind::<Nullable<Text>, _>(scope.place_id.clone())
+    .bind::<Nullable<Array<Text>>, _>(scope.places.clone())
+    .get_result(conn)?;
+    Ok(row.computed_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(merchant: Option<&str>, place: Option<&str>) -> Scope {
+        Scope {
+            merchant_id: merchant.map(str::to_owned),
+            place_id: place.map(str::to_owned),
+            ..Scope::default()
+        }
+    }
+
+    #[test]
+    fn a_summary_reads_the_coarsest_level_that_answers_its_scope() {
+        let level = |scope: &Scope, grouping| Reading::of(scope, grouping).level;
+        assert_eq!(level(&scope(None, None), Grouping::Whole), Level::Total);
+        assert_eq!(level(&scope(Some("m"), None), Grouping::Whole), Level::Merchant);
+        assert_eq!(level(&scope(Some("m"), Some("p")), Grouping::Whole), Level::Place);
+        assert_eq!(level(&scope(None, Some("p")), Grouping::Whole), Level::Place);
+        assert_eq!(level(&scope(None, None), Grouping::PerPlace), Level::Place);
+    }
+}
