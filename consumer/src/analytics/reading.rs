@@ -68,13 +68,20 @@ impl Reading {
         }
     }
 
-    /// Narrows the level's rows (`r`) to the scope.
-    fn rows_in_scope(self) -> &'static str {
-        match self.level {
-            Level::Place => "r.place_id IN (SELECT place_id FROM scope) AND ",
-            Level::Merchant => "r.merchant_id = $1 AND ",
-            Level::Total => "",
-        }
+    /// The rows of `table` (of this level) in the plan's runs and the scope, as `r`: one index range scan per
+    /// run (and per place at the place level), however large the table. `OFFSET 0` keeps the planner from
+    /// flattening the lateral subquery into a join that scans the whole table.
+    fn rows(self, table: &str) -> String {
+        let (keys, key) = match self.level {
+            Level::Place => ("scope s CROSS JOIN ", "x.place_id = s.place_id AND "),
+            Level::Merchant => ("", "x.merchant_id = $1 AND "),
+            Level::Total => ("", ""),
+        };
+        format!(
+            "{keys}runs u CROSS JOIN LATERAL (
+                SELECT * FROM {table} x WHERE {key}x.grain = u.grain AND x.start >= u.lo AND x.start < u.hi OFFSET 0
+            ) r"
+        )
     }
 
     /// Narrows the edges' receipts (`r`) to the scope; every receipt counts for the total.
@@ -91,14 +98,13 @@ impl Reading {
         format!(
             "{SCOPE_SQL}, {RUNS_SQL}, parts AS (
                 SELECT {key} AS place_key, r.start AS at, r.purchases, r.total_amount, r.vat_amount, r.tips_amount
-                FROM runs u JOIN {table} r ON {rows}r.grain = u.grain AND r.start >= u.lo AND r.start < u.hi
+                FROM {rows}
                 UNION ALL
                 SELECT {key}, r.purchased_at, 1, r.total_amount, r.vat_amount, r.tips_amount
                 FROM receipts r WHERE {EDGES}{receipts}
             )",
             key = self.place_key(),
-            table = self.level.totals_table(),
-            rows = self.rows_in_scope(),
+            rows = self.rows(self.level.totals_table()),
             receipts = self.receipts_in_scope(),
         )
     }
@@ -108,7 +114,7 @@ impl Reading {
         format!(
             "{SCOPE_SQL}, {RUNS_SQL}, parts AS (
                 SELECT {key} AS place_key, r.category, r.receipts, r.spent
-                FROM runs u JOIN {table} r ON {rows}r.grain = u.grain AND r.start >= u.lo AND r.start < u.hi
+                FROM {rows}
                 WHERE ($11::text IS NULL OR r.category = $11)
                 UNION ALL
                 SELECT {key}, l.category, COUNT(DISTINCT r.id), SUM(l.amount)
@@ -117,8 +123,7 @@ impl Reading {
                 GROUP BY 1, 2
             )",
             key = self.place_key(),
-            table = self.level.categories_table(),
-            rows = self.rows_in_scope(),
+            rows = self.rows(self.level.categories_table()),
             receipts = self.receipts_in_scope(),
         )
     }
@@ -235,11 +240,15 @@ struct ComputedRow {
 
 /// The latest `computed_at` of the scope's month rows.
 pub(super) fn computed_at(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Option<DateTime<Utc>>> {
-    let reading = Reading::of(scope, Grouping::Whole);
+    let level = Reading::of(scope, Grouping::Whole).level;
+    let in_scope = match level {
+        Level::Place => "r.place_id IN (SELECT place_id FROM scope) AND ",
+        Level::Merchant => "r.merchant_id = $1 AND ",
+        Level::Total => "",
+    };
     let row: ComputedRow = diesel::sql_query(format!(
-        "WITH {SCOPE_SQL} SELECT max(r.computed_at) AS computed_at FROM {} r WHERE {}r.grain = 'month'",
-        reading.level.totals_table(),
-        reading.rows_in_scope()
+        "WITH {SCOPE_SQL} SELECT max(r.computed_at) AS computed_at FROM {} r WHERE {in_scope}r.grain = 'month'",
+        level.totals_table(),
     ))
     .bind::<Nullable<Text>, _>(scope.merchant_id.clone())
     .bind::<Nullable<Text>, _>(scope.place_id.clone())

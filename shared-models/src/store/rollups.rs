@@ -2,11 +2,12 @@
 //! place, a merchant's places, and every place; each with its figures per category beside it. This module
 //! owns every write to them.
 //!
-//! A place's hours are summed from its receipts; its days from its hours and its months from its days; a
-//! merchant's and the total hours from the places' hours, and their days and months likewise. A recompute
-//! replaces the rows of the buckets it is given, and of every day, month, merchant and total bucket above
-//! them, with sums computed afresh, so running it twice gives the same figures. Recomputes take one lock, so
-//! two of them never sum each other's half-written rows.
+//! Every row equals the sum of the receipts below it. A recompute sums a place's hour afresh from its
+//! receipts and adds the difference from the hour's previous figures to the nine buckets above it (the
+//! place's day and month, its merchant's hour, day and month, and the totals'), so its cost does not grow
+//! with the data, a late receipt for last year fixes its hour, day and month, and a second run finds no
+//! difference. Recomputes take one lock, so no difference is ever taken against a half-written hour. A full
+//! rebuild sums everything from the receipts, set-based.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -60,30 +61,12 @@ impl Level {
 /// Key of the advisory lock every recompute holds until it commits.
 pub const RECOMPUTE_LOCK: i64 = 0x0072_6f6c_6c75_7073;
 
-/// The end of the bucket of `grain` starting at `start` (an SQL expression, in UTC).
-fn bucket_end(grain: Grain, start: &str) -> String {
-    match grain {
-        Grain::Hour => format!("{start} + interval '1 hour'"),
-        Grain::Day => format!("{start} + interval '24 hours'"),
-        Grain::Month => format!("(({start} AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'"),
-    }
-}
-
-/// The grain a level's bucket of `grain` is summed from, within the same level.
+/// The grain a level's bucket of `grain` is built from, within the same level, in a full rebuild.
 fn finer(grain: Grain) -> Option<Grain> {
     match grain {
         Grain::Hour => None,
         Grain::Day => Some(Grain::Hour),
         Grain::Month => Some(Grain::Day),
-    }
-}
-
-/// `t.key, ` when the level has a key.
-fn key_select(level: Level) -> &'static str {
-    if level.key_column().is_some() {
-        "t.key, "
-    } else {
-        ""
     }
 }
 
@@ -95,121 +78,205 @@ fn key_columns(level: Level) -> String {
         .unwrap_or_default()
 }
 
-/// The buckets of `level` and `grain` above the given hour buckets (`b`), as `t(key, start)` or `t(start)`.
-fn touched(level: Level, grain: Grain) -> String {
-    let start = format!("date_trunc('{}', b.start, 'UTC') AS start", grain.as_str());
-    match level {
-        Level::Place => format!("SELECT DISTINCT b.place_id AS key, {start} FROM b"),
-        Level::Merchant => format!(
-            "SELECT DISTINCT p.merchant_id AS key, {start} FROM b JOIN places p ON p.place_id = b.place_id"
-        ),
-        Level::Total => format!("SELECT DISTINCT {start} FROM b"),
-    }
+/// The hour buckets bound as `$1` (places) and `$2` (hours), once each, with the place's merchant: `b`.
+const BUCKETS_SQL: &str = "b AS (
+    SELECT DISTINCT u.place_id, p.merchant_id, date_trunc('hour', u.start, 'UTC') AS start
+    FROM unnest($1::text[], $2::timestamptz[]) AS u(place_id, start) JOIN places p ON p.place_id = u.place_id
+)";
+
+/// Every (level, grain) above a place's hour: the rows a change of the hour changes.
+fn above_hour() -> impl Iterator<Item = (Level, Grain)> {
+    Level::ALL
+        .into_iter()
+        .flat_map(|level| Grain::ALL.into_iter().map(move |grain| (level, grain)))
+        .filter(|&pair| pair != (Level::Place, Grain::Hour))
 }
 
-/// Where the rows of `t` are summed from, as joins onto `t` bringing `r` (and `l` for receipt lines).
-fn source(level: Level, grain: Grain, categories: bool) -> String {
-    let table = if categories {
-        level.categories_table()
-    } else {
-        level.totals_table()
-    };
-    let place_table = if categories {
-        "place_category_rollups"
-    } else {
-        "place_rollups"
-    };
-    let join = if categories { "JOIN" } else { "LEFT JOIN" };
-    match (level, finer(grain)) {
-        (Level::Place, None) => {
-            let lines = if categories {
-                " JOIN receipt_lines l ON l.receipt_id = r.id"
-            } else {
-                ""
-            };
-            format!(
-                "t {join} receipts r ON r.place_id = t.key AND r.purchased_at >= t.start AND r.purchased_at < {}{lines}",
-                bucket_end(Grain::Hour, "t.start")
-            )
-        }
-        (Level::Merchant, None) => format!(
-            "t {join} ({place_table} r JOIN places p ON p.place_id = r.place_id)
-               ON p.merchant_id = t.key AND r.grain = 'hour' AND r.start = t.start"
-        ),
-        (Level::Total, None) => {
-            format!("t {join} {place_table} r ON r.grain = 'hour' AND r.start = t.start")
-        }
-        (_, Some(finer)) => {
-            let key = level
-                .key_column()
-                .map(|column| format!("r.{column} = t.key AND "))
-                .unwrap_or_default();
-            format!(
-                "t {join} {table} r ON {key}r.grain = '{}' AND r.start >= t.start AND r.start < {}",
-                finer.as_str(),
-                bucket_end(grain, "t.start")
-            )
-        }
-    }
+/// The figures a rollup table sums, and the column (if any) beside its key, grain and start in its primary
+/// key.
+struct Measures {
+    columns: &'static [&'static str],
+    by: Option<&'static str>,
 }
 
-/// The statements that replace the rows of `level` and `grain` above the hour buckets bound as `$1`
-/// (places) and `$2` (hours).
-fn recompute_statements(level: Level, grain: Grain) -> [String; 3] {
-    let with = format!(
-        "WITH b AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS b(place_id, start)), t AS ({})",
-        touched(level, grain)
-    );
-    let from_receipts = level == Level::Place && grain == Grain::Hour;
-    let totals = if from_receipts {
-        "COUNT(r.id), COALESCE(SUM(r.total_amount), 0), COALESCE(SUM(r.vat_amount), 0), COALESCE(SUM(r.tips_amount), 0)"
-    } else {
-        "COALESCE(SUM(r.purchases), 0)::int8, COALESCE(SUM(r.total_amount), 0), COALESCE(SUM(r.vat_amount), 0), COALESCE(SUM(r.tips_amount), 0)"
+const TOTALS: Measures = Measures {
+    columns: &["purchases", "total_amount", "vat_amount", "tips_amount"],
+    by: None,
+};
+
+const CATEGORIES: Measures = Measures {
+    columns: &["receipts", "spent"],
+    by: Some("category"),
+};
+
+/// A CTE named `name` that adds the `delta` rows (summed into buckets of `level` and `grain`) to `table`,
+/// creating the rows that do not exist yet.
+fn add_delta(name: &str, level: Level, grain: Grain, table: &str, measures: &Measures) -> String {
+    let (key, group) = match level {
+        Level::Place => ("d.place_id, ", "1, 3"),
+        Level::Merchant => ("d.merchant_id, ", "1, 3"),
+        Level::Total => ("", "2"),
     };
-    let categories = if from_receipts {
-        "l.category, COUNT(DISTINCT r.id), SUM(l.amount)"
-    } else {
-        "r.category, SUM(r.receipts)::int8, SUM(r.spent)"
-    };
-    let category = if from_receipts { "l.category" } else { "r.category" };
-    let (key_columns, key_select) = (key_columns(level), key_select(level));
-    let key_match = level
-        .key_column()
-        .map(|column| format!("c.{column} = t.key AND "))
+    let grain = grain.as_str();
+    let (by_column, by_value) = measures
+        .by
+        .map(|by| (format!(", {by}"), format!(", d.{by}")))
         .unwrap_or_default();
-    let grain_name = grain.as_str();
-    [
-        format!(
-            "{with}
-             INSERT INTO {table} ({key_columns}grain, start, purchases, total_amount, vat_amount, tips_amount, computed_at)
-             SELECT {key_select}'{grain_name}', t.start, {totals}, now()
-             FROM {source}
-             GROUP BY {key_select}t.start
-             ON CONFLICT ({key_columns}grain, start) DO UPDATE SET purchases = excluded.purchases,
-                total_amount = excluded.total_amount, vat_amount = excluded.vat_amount,
-                tips_amount = excluded.tips_amount, computed_at = excluded.computed_at",
-            table = level.totals_table(),
-            source = source(level, grain, false),
-        ),
-        format!(
-            "{with}
-             DELETE FROM {table} c USING t WHERE {key_match}c.grain = '{grain_name}' AND c.start = t.start",
-            table = level.categories_table(),
-        ),
-        format!(
-            "{with}
-             INSERT INTO {table} ({key_columns}grain, start, category, receipts, spent, computed_at)
-             SELECT {key_select}'{grain_name}', t.start, {categories}, now()
-             FROM {source}
-             GROUP BY {key_select}t.start, {category}",
-            table = level.categories_table(),
-            source = source(level, grain, true),
-        ),
-    ]
+    let columns = measures.columns.join(", ");
+    let sums: Vec<String> = measures
+        .columns
+        .iter()
+        .map(|column| format!("SUM(d.{column})"))
+        .collect();
+    let updates: Vec<String> = measures
+        .columns
+        .iter()
+        .map(|column| format!("{column} = {table}.{column} + excluded.{column}"))
+        .collect();
+    format!(
+        "{name} AS (
+            INSERT INTO {table} ({keys}grain, start{by_column}, {columns}, computed_at)
+            SELECT {key}'{grain}', date_trunc('{grain}', d.start, 'UTC'){by_value}, {sums}, now()
+            FROM delta d GROUP BY {group}{by_value}
+            ON CONFLICT ({keys}grain, start{by_column}) DO UPDATE SET {updates}, computed_at = excluded.computed_at
+        )",
+        keys = key_columns(level),
+        sums = sums.join(", "),
+        updates = updates.join(", "),
+    )
 }
 
-/// Replaces the rollups of the given hour buckets and of every bucket above them (their days and months,
-/// their merchants' and the totals); returns how many hour buckets were recomputed.
+/// One statement: `ctes` (which define `delta`, the differences of the hours), then the additions of
+/// `delta` to every table of `measures` above the hours.
+fn with_additions(mut ctes: Vec<String>, measures: &Measures) -> String {
+    for (index, (level, grain)) in above_hour().enumerate() {
+        let table = if measures.by.is_some() {
+            level.categories_table()
+        } else {
+            level.totals_table()
+        };
+        ctes.push(add_delta(
+            &format!("above_{index}"),
+            level,
+            grain,
+            table,
+            measures,
+        ));
+    }
+    format!("WITH {} SELECT 1", ctes.join(",\n"))
+}
+
+/// Recomputes the totals of the hours `b` from their receipts and adds each hour's difference above it.
+fn recompute_totals_sql() -> String {
+    with_additions(
+        vec![
+            BUCKETS_SQL.to_owned(),
+            "fresh AS (
+                SELECT b.place_id, b.merchant_id, b.start, COUNT(r.id)::int8 AS purchases,
+                       COALESCE(SUM(r.total_amount), 0) AS total_amount, COALESCE(SUM(r.vat_amount), 0) AS vat_amount,
+                       COALESCE(SUM(r.tips_amount), 0) AS tips_amount
+                FROM b LEFT JOIN receipts r ON r.place_id = b.place_id
+                 AND r.purchased_at >= b.start AND r.purchased_at < b.start + interval '1 hour'
+                GROUP BY b.place_id, b.merchant_id, b.start
+            )"
+            .to_owned(),
+            "delta AS (
+                SELECT f.place_id, f.merchant_id, f.start,
+                       f.purchases - COALESCE(o.purchases, 0) AS purchases,
+                       f.total_amount - COALESCE(o.total_amount, 0) AS total_amount,
+                       f.vat_amount - COALESCE(o.vat_amount, 0) AS vat_amount,
+                       f.tips_amount - COALESCE(o.tips_amount, 0) AS tips_amount
+                FROM fresh f
+                LEFT JOIN place_rollups o ON o.place_id = f.place_id AND o.grain = 'hour' AND o.start = f.start
+            )"
+            .to_owned(),
+            "hours AS (
+                INSERT INTO place_rollups
+                    (place_id, grain, start, purchases, total_amount, vat_amount, tips_amount, computed_at)
+                SELECT place_id, 'hour', start, purchases, total_amount, vat_amount, tips_amount, now() FROM fresh
+                ON CONFLICT (place_id, grain, start) DO UPDATE SET purchases = excluded.purchases,
+                   total_amount = excluded.total_amount, vat_amount = excluded.vat_amount,
+                   tips_amount = excluded.tips_amount, computed_at = excluded.computed_at
+            )"
+            .to_owned(),
+        ],
+        &TOTALS,
+    )
+}
+
+/// Recomputes the categories of the hours `b` from their receipts and adds each hour's differences above it.
+fn recompute_categories_sql() -> String {
+    with_additions(
+        vec![
+            BUCKETS_SQL.to_owned(),
+            "fresh AS (
+                SELECT b.place_id, b.merchant_id, b.start, l.category, COUNT(DISTINCT r.id)::int8 AS receipts,
+                       SUM(l.amount) AS spent
+                FROM b JOIN receipts r ON r.place_id = b.place_id
+                 AND r.purchased_at >= b.start AND r.purchased_at < b.start + interval '1 hour'
+                JOIN receipt_lines l ON l.receipt_id = r.id
+                GROUP BY b.place_id, b.merchant_id, b.start, l.category
+            )"
+            .to_owned(),
+            "old AS (
+                SELECT o.place_id, b.merchant_id, o.start, o.category, o.receipts, o.spent
+                FROM b JOIN place_category_rollups o
+                  ON o.place_id = b.place_id AND o.grain = 'hour' AND o.start = b.start
+            )"
+            .to_owned(),
+            "delta AS (
+                SELECT COALESCE(f.place_id, o.place_id) AS place_id,
+                       COALESCE(f.merchant_id, o.merchant_id) AS merchant_id, COALESCE(f.start, o.start) AS start,
+                       COALESCE(f.category, o.category) AS category,
+                       COALESCE(f.receipts, 0) - COALESCE(o.receipts, 0) AS receipts,
+                       COALESCE(f.spent, 0) - COALESCE(o.spent, 0) AS spent
+                FROM fresh f FULL JOIN old o ON o.place_id = f.place_id AND o.start = f.start AND o.category = f.category
+                WHERE f.receipts IS DISTINCT FROM o.receipts OR f.spent IS DISTINCT FROM o.spent
+            )"
+            .to_owned(),
+            "hours AS (
+                INSERT INTO place_category_rollups (place_id, grain, start, category, receipts, spent, computed_at)
+                SELECT place_id, 'hour', start, category, receipts, spent, now() FROM fresh
+                ON CONFLICT (place_id, grain, start, category) DO UPDATE SET receipts = excluded.receipts,
+                   spent = excluded.spent, computed_at = excluded.computed_at
+            )"
+            .to_owned(),
+            "emptied AS (
+                DELETE FROM place_category_rollups c USING old o
+                WHERE c.place_id = o.place_id AND c.grain = 'hour' AND c.start = o.start AND c.category = o.category
+                  AND NOT EXISTS (SELECT 1 FROM fresh f
+                                  WHERE f.place_id = o.place_id AND f.start = o.start AND f.category = o.category)
+            )"
+            .to_owned(),
+        ],
+        &CATEGORIES,
+    )
+}
+
+/// Removes the category rows above the hours `b` that no receipt holds any more.
+fn prune_categories_sql() -> String {
+    format!(
+        "WITH {BUCKETS_SQL},
+         k AS (
+            SELECT DISTINCT b.place_id, b.merchant_id, g.grain, date_trunc(g.grain, b.start, 'UTC') AS start
+            FROM b CROSS JOIN unnest(ARRAY['hour', 'day', 'month']) AS g(grain)
+         ),
+         places AS (
+            DELETE FROM place_category_rollups c USING k
+            WHERE c.place_id = k.place_id AND c.grain = k.grain AND c.start = k.start AND c.receipts = 0
+         ),
+         merchants AS (
+            DELETE FROM merchant_category_rollups c USING (SELECT DISTINCT merchant_id, grain, start FROM k) k
+            WHERE c.merchant_id = k.merchant_id AND c.grain = k.grain AND c.start = k.start AND c.receipts = 0
+         )
+         DELETE FROM total_category_rollups c USING (SELECT DISTINCT grain, start FROM k) k
+         WHERE c.grain = k.grain AND c.start = k.start AND c.receipts = 0"
+    )
+}
+
+/// Recomputes the given hour buckets of places from their receipts and adds each bucket's difference to
+/// every rollup above it (its day and month, its merchant's hour, day and month, and the totals'); returns
+/// how many hour buckets were recomputed. A second run finds no difference and changes no figure.
 pub fn recompute(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult<usize> {
     if buckets.is_empty() {
         return Ok(0);
@@ -218,15 +285,15 @@ pub fn recompute(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult
     let hours: Vec<DateTime<Utc>> = buckets.iter().map(|bucket| bucket.hour).collect();
     conn.transaction(|conn| {
         diesel::sql_query(format!("SELECT pg_advisory_xact_lock({RECOMPUTE_LOCK})")).execute(conn)?;
-        for level in Level::ALL {
-            for grain in Grain::ALL {
-                for statement in recompute_statements(level, grain) {
-                    diesel::sql_query(statement)
-                        .bind::<Array<Text>, _>(&places)
-                        .bind::<Array<Timestamptz>, _>(&hours)
-                        .execute(conn)?;
-                }
-            }
+        for statement in [
+            recompute_totals_sql(),
+            recompute_categories_sql(),
+            prune_categories_sql(),
+        ] {
+            diesel::sql_query(statement)
+                .bind::<Array<Text>, _>(&places)
+                .bind::<Array<Timestamptz>, _>(&hours)
+                .execute(conn)?;
         }
         Ok(buckets.len())
     })
