@@ -27,9 +27,13 @@ const SCOPE_SQL: &str = "scope AS (
 const RUNS_SQL: &str =
     "runs AS (SELECT * FROM unnest($4::text[], $5::timestamptz[], $6::timestamptz[]) AS u(grain, lo, hi))";
 
-/// The receipts of the plan's two edges (`$7`-`$8`, `$9`-`$10`).
-const EDGES: &str =
-    "((r.purchased_at >= $7 AND r.purchased_at < $8) OR (r.purchased_at >= $9 AND r.purchased_at < $10))";
+/// The plan's two edges, `$7`-`$8` and `$9`-`$10`: each is read by a query of its own, so the planner
+/// estimates each range on its own (an `OR` of the two, one of them empty, made it expect millions of rows and
+/// scan every receipt line).
+const EDGES: [&str; 2] = [
+    "r.purchased_at >= $7 AND r.purchased_at < $8",
+    "r.purchased_at >= $9 AND r.purchased_at < $10",
+];
 
 /// How a query groups its figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,13 +103,18 @@ impl Reading {
             "{SCOPE_SQL}, {RUNS_SQL}, parts AS (
                 SELECT {key} AS place_key, r.start AS at, r.purchases, r.total_amount, r.vat_amount, r.tips_amount
                 FROM {rows}
-                UNION ALL
-                SELECT {key}, r.purchased_at, 1, r.total_amount, r.vat_amount, r.tips_amount
-                FROM receipts r WHERE {EDGES}{receipts}
+{edges}
             )",
             key = self.place_key(),
             rows = self.rows(self.level.totals_table()),
-            receipts = self.receipts_in_scope(),
+            edges = EDGES.map(|edge| format!(
+                "
+                UNION ALL
+                SELECT {key}, r.purchased_at, 1, r.total_amount, r.vat_amount, r.tips_amount
+                FROM receipts r WHERE {edge}{receipts}",
+                key = self.place_key(),
+                receipts = self.receipts_in_scope(),
+            )).concat(),
         )
     }
 
@@ -116,15 +125,22 @@ impl Reading {
                 SELECT {key} AS place_key, r.category, r.receipts, r.spent
                 FROM {rows}
                 WHERE ($11::text IS NULL OR r.category = $11)
-                UNION ALL
-                SELECT {key}, l.category, COUNT(DISTINCT r.id), SUM(l.amount)
-                FROM receipts r JOIN receipt_lines l ON l.receipt_id = r.id
-                WHERE {EDGES}{receipts} AND ($11::text IS NULL OR l.category = $11)
-                GROUP BY 1, 2
+{edges}
             )",
             key = self.place_key(),
             rows = self.rows(self.level.categories_table()),
-            receipts = self.receipts_in_scope(),
+            edges = EDGES
+                .map(|edge| format!(
+                    "
+                UNION ALL
+                SELECT {key}, l.category, COUNT(DISTINCT r.id), SUM(l.amount)
+                FROM receipts r JOIN receipt_lines l ON l.receipt_id = r.id
+                WHERE {edge}{receipts} AND ($11::text IS NULL OR l.category = $11)
+                GROUP BY 1, 2",
+                    key = self.place_key(),
+                    receipts = self.receipts_in_scope(),
+                ))
+                .concat(),
         )
     }
 }
