@@ -321,7 +321,7 @@ async fn a_lone_consumer_killed_and_restarted_gets_its_partitions_back() {
     let _restarted = start_consumer_process(&database_url, &kafka, &group);
     produce(600..1000).await;
     // The dead member's session, the rejoin watchdog's margin, and the time to catch up.
-    let deadline = Instant::now() + Duration::from_millis(SESSION_TIMEOUT_MS) + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_millis(SESSION_TIMEOUT_MS) + Duration::from_secs(90);
     while stored() < 1000 {
         if Instant::now() >= deadline {
             let mut conn = pool.get().expect("connection");

@@ -2,10 +2,12 @@
 //! counters kept by the consumer. This module owns every write to it, and every read of places in a
 //! caller's scope starts from [`in_scope`].
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Timestamptz};
+use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz};
 
 use crate::store::schema::places;
 
@@ -36,35 +38,75 @@ pub fn sole_place(conn: &mut PgConnection, merchant_id: &str) -> QueryResult<Opt
     })
 }
 
-/// Counts one stored purchase at the place: the purchase counter, the first and last purchase times, and
-/// the latest non-blank name.
-pub fn record_purchase(
-    conn: &mut PgConnection,
-    place_id: &str,
-    purchased_at: DateTime<Utc>,
-    name: Option<&str>,
-) -> QueryResult<()> {
-    let place = places::table.find(place_id);
-    diesel::update(place)
-        .set((
-            places::total_purchases.eq(places::total_purchases + 1),
-            places::first_purchase_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(
-                "LEAST(first_purchase_at, ",
-            )
-            .bind::<Timestamptz, _>(purchased_at)
-            .sql(")")),
-            places::last_purchase_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(
-                "GREATEST(last_purchase_at, ",
-            )
-            .bind::<Timestamptz, _>(purchased_at)
-            .sql(")")),
-        ))
-        .execute(conn)?;
-    if let Some(name) = name.filter(|name| !name.trim().is_empty()) {
-        diesel::update(place)
-            .set(places::place_name.eq(name))
-            .execute(conn)?;
+/// Registers places that do not exist yet, each for the merchant that named it (the consumer's side of
+/// [`claim`]: the producer registered them first, so this only fills in what a restored backup lacks).
+pub fn register_missing(conn: &mut PgConnection, owners: &BTreeMap<String, String>) -> QueryResult<()> {
+    let (place_ids, merchant_ids): (Vec<&String>, Vec<&String>) = owners.iter().unzip();
+    diesel::sql_query(
+        "INSERT INTO places (place_id, merchant_id)
+         SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1
+         ON CONFLICT (place_id) DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(place_ids)
+    .bind::<Array<Text>, _>(merchant_ids)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The purchases newly stored at one place: how many, the first and last purchase times, and the last
+/// non-blank name they gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purchases {
+    pub count: i64,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    pub name: Option<String>,
+}
+
+impl Purchases {
+    pub fn new(purchased_at: DateTime<Utc>, name: Option<&str>) -> Purchases {
+        Purchases {
+            count: 1,
+            first: purchased_at,
+            last: purchased_at,
+            name: name.filter(|name| !name.trim().is_empty()).map(str::to_owned),
+        }
     }
+
+    /// Adds a later-stored purchase.
+    pub fn add(&mut self, later: Purchases) {
+        self.count += later.count;
+        self.first = self.first.min(later.first);
+        self.last = self.last.max(later.last);
+        if later.name.is_some() {
+            self.name = later.name;
+        }
+    }
+}
+
+/// Counts stored purchases at their places: the purchase counters, the first and last purchase times, and
+/// the latest non-blank names. One statement, rows updated in place order.
+pub fn record_purchases(conn: &mut PgConnection, purchases: &BTreeMap<String, Purchases>) -> QueryResult<()> {
+    let place_ids: Vec<&String> = purchases.keys().collect();
+    let counts: Vec<i64> = purchases.values().map(|p| p.count).collect();
+    let firsts: Vec<DateTime<Utc>> = purchases.values().map(|p| p.first).collect();
+    let lasts: Vec<DateTime<Utc>> = purchases.values().map(|p| p.last).collect();
+    let names: Vec<Option<&str>> = purchases.values().map(|p| p.name.as_deref()).collect();
+    diesel::sql_query(
+        "UPDATE places p SET total_purchases = p.total_purchases + u.count,
+                first_purchase_at = LEAST(p.first_purchase_at, u.first),
+                last_purchase_at = GREATEST(p.last_purchase_at, u.last),
+                place_name = COALESCE(u.name, p.place_name)
+         FROM (SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+               AS u(place_id, count, first, last, name) ORDER BY place_id) u
+         WHERE p.place_id = u.place_id",
+    )
+    .bind::<Array<Text>, _>(place_ids)
+    .bind::<Array<Int8>, _>(counts)
+    .bind::<Array<Timestamptz>, _>(firsts)
+    .bind::<Array<Timestamptz>, _>(lasts)
+    .bind::<Array<Nullable<Text>>, _>(names)
+    .execute(conn)?;
     Ok(())
 }
 
