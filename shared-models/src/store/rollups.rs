@@ -84,6 +84,12 @@ const BUCKETS_SQL: &str = "b AS (
     FROM unnest($1::text[], $2::timestamptz[]) AS u(place_id, start) JOIN places p ON p.place_id = u.place_id
 )";
 
+/// The receipts (`r`) of the hour bucket `b`. Each bucket's receipts are summed in a lateral subquery: an
+/// index range scan per bucket, where a join of all buckets to `receipts` was planned as a scan of every
+/// receipt.
+const IN_HOUR: &str =
+    "r.place_id = b.place_id AND r.purchased_at >= b.start AND r.purchased_at < b.start + interval '1 hour'";
+
 /// Every (level, grain) above a place's hour: the rows a change of the hour changes.
 fn above_hour() -> impl Iterator<Item = (Level, Grain)> {
     Level::ALL
@@ -147,7 +153,8 @@ fn add_delta(name: &str, level: Level, grain: Grain, table: &str, measures: &Mea
 }
 
 /// One statement: `ctes` (which define `delta`, the differences of the hours), then the additions of
-/// `delta` to every table of `measures` above the hours.
+/// `delta` to every table of `measures` above the hours; it answers how many differences were negative
+/// (`shrunk`: receipts went away, so rows above may have emptied).
 fn with_additions(mut ctes: Vec<String>, measures: &Measures) -> String {
     for (index, (level, grain)) in above_hour().enumerate() {
         let table = if measures.by.is_some() {
@@ -163,7 +170,11 @@ fn with_additions(mut ctes: Vec<String>, measures: &Measures) -> String {
             measures,
         ));
     }
-    format!("WITH {} SELECT 1", ctes.join(",\n"))
+    let shrunk = measures.columns[0];
+    format!(
+        "WITH {} SELECT count(*) AS shrunk FROM delta WHERE {shrunk} < 0",
+        ctes.join(",\n")
+    )
 }
 
 /// Recomputes the totals of the hours `b` from their receipts and adds each hour's difference above it.
@@ -171,15 +182,15 @@ fn recompute_totals_sql() -> String {
     with_additions(
         vec![
             BUCKETS_SQL.to_owned(),
-            "fresh AS (
-                SELECT b.place_id, b.merchant_id, b.start, COUNT(r.id)::int8 AS purchases,
-                       COALESCE(SUM(r.total_amount), 0) AS total_amount, COALESCE(SUM(r.vat_amount), 0) AS vat_amount,
-                       COALESCE(SUM(r.tips_amount), 0) AS tips_amount
-                FROM b LEFT JOIN receipts r ON r.place_id = b.place_id
-                 AND r.purchased_at >= b.start AND r.purchased_at < b.start + interval '1 hour'
-                GROUP BY b.place_id, b.merchant_id, b.start
-            )"
-            .to_owned(),
+            format!(
+                "fresh AS (
+                    SELECT b.place_id, b.merchant_id, b.start, s.* FROM b CROSS JOIN LATERAL (
+                        SELECT COUNT(*)::int8 AS purchases, COALESCE(SUM(r.total_amount), 0) AS total_amount,
+                               COALESCE(SUM(r.vat_amount), 0) AS vat_amount, COALESCE(SUM(r.tips_amount), 0) AS tips_amount
+                        FROM receipts r WHERE {IN_HOUR}
+                    ) s
+                )"
+            ),
             "delta AS (
                 SELECT f.place_id, f.merchant_id, f.start,
                        f.purchases - COALESCE(o.purchases, 0) AS purchases,
@@ -209,15 +220,16 @@ fn recompute_categories_sql() -> String {
     with_additions(
         vec![
             BUCKETS_SQL.to_owned(),
-            "fresh AS (
-                SELECT b.place_id, b.merchant_id, b.start, l.category, COUNT(DISTINCT r.id)::int8 AS receipts,
-                       SUM(l.amount) AS spent
-                FROM b JOIN receipts r ON r.place_id = b.place_id
-                 AND r.purchased_at >= b.start AND r.purchased_at < b.start + interval '1 hour'
-                JOIN receipt_lines l ON l.receipt_id = r.id
-                GROUP BY b.place_id, b.merchant_id, b.start, l.category
-            )"
-            .to_owned(),
+            format!(
+                "fresh AS (
+                    SELECT b.place_id, b.merchant_id, b.start, s.* FROM b CROSS JOIN LATERAL (
+                        SELECT l.category, COUNT(DISTINCT r.id)::int8 AS receipts, SUM(l.amount) AS spent
+                        FROM receipts r JOIN receipt_lines l ON l.receipt_id = r.id
+                        WHERE {IN_HOUR}
+                        GROUP BY l.category
+                    ) s
+                )"
+            ),
             "old AS (
                 SELECT o.place_id, b.merchant_id, o.start, o.category, o.receipts, o.spent
                 FROM b JOIN place_category_rollups o
@@ -253,7 +265,8 @@ fn recompute_categories_sql() -> String {
     )
 }
 
-/// Removes the category rows above the hours `b` that no receipt holds any more.
+/// Removes the category rows above the hours `b` that no receipt holds any more. Receipts are never
+/// removed by the pipeline, so this runs only when a recompute found fewer receipts than before.
 fn prune_categories_sql() -> String {
     format!(
         "WITH {BUCKETS_SQL},
@@ -274,6 +287,12 @@ fn prune_categories_sql() -> String {
     )
 }
 
+#[derive(Debug, QueryableByName)]
+struct Shrunk {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    shrunk: i64,
+}
+
 /// Recomputes the given hour buckets of places from their receipts and adds each bucket's difference to
 /// every rollup above it (its day and month, its merchant's hour, day and month, and the totals'); returns
 /// how many hour buckets were recomputed. A second run finds no difference and changes no figure.
@@ -285,12 +304,15 @@ pub fn recompute(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult
     let hours: Vec<DateTime<Utc>> = buckets.iter().map(|bucket| bucket.hour).collect();
     conn.transaction(|conn| {
         diesel::sql_query(format!("SELECT pg_advisory_xact_lock({RECOMPUTE_LOCK})")).execute(conn)?;
-        for statement in [
-            recompute_totals_sql(),
-            recompute_categories_sql(),
-            prune_categories_sql(),
-        ] {
+        let run = |conn: &mut PgConnection, statement: String| {
             diesel::sql_query(statement)
+                .bind::<Array<Text>, _>(&places)
+                .bind::<Array<Timestamptz>, _>(&hours)
+                .get_result::<Shrunk>(conn)
+        };
+        run(conn, recompute_totals_sql())?;
+        if run(conn, recompute_categories_sql())?.shrunk > 0 {
+            diesel::sql_query(prune_categories_sql())
                 .bind::<Array<Text>, _>(&places)
                 .bind::<Array<Timestamptz>, _>(&hours)
                 .execute(conn)?;
