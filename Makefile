@@ -22,6 +22,6 @@ check:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo hakari verify
 
-## Analytics at 1,000,000 receipts (needs `make up` for its PostgreSQL); prints medians and the ratio.
+## The benchmarks on release builds (docs/performance.md): analytics at 1 and 10 million receipts, the consumer draining a backlog.
 bench:
-	cargo bench -p consumer --bench analytics
+	@scripts/bench.sh

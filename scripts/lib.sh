@@ -71,7 +71,8 @@ as_pg_user() {
   fi
 }
 
-# start_postgres DATA_DIR PORT: a private cluster (initdb on first use), trust auth on loopback only.
+# start_postgres DATA_DIR PORT: a private cluster (initdb on first use), trust auth on loopback only;
+# PG_OPTIONS adds server settings.
 start_postgres() {
   local data="$1" port="$2" bin
   bin=$(pg_bin_dir)
@@ -82,7 +83,7 @@ start_postgres() {
     as_pg_user "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 >/dev/null
   fi
   as_pg_user "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${PG_FSYNC:-on}" start >/dev/null
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${PG_FSYNC:-on} ${PG_OPTIONS:-}" start >/dev/null
 }
 
 stop_postgres() {

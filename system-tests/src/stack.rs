@@ -57,6 +57,8 @@ pub struct StackBuilder {
     consumers: usize,
     workers: usize,
     env: Vec<(String, String)>,
+    durable: bool,
+    binaries: Option<PathBuf>,
 }
 
 impl Default for StackBuilder {
@@ -65,6 +67,8 @@ impl Default for StackBuilder {
             consumers: 1,
             workers: 1,
             env: Vec::new(),
+            durable: false,
+            binaries: None,
         }
     }
 }
@@ -83,6 +87,18 @@ impl StackBuilder {
     /// Sets a variable for every service.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// PostgreSQL with fsync on, as in production (tests run it with fsync off), for benchmarks.
+    pub fn durable_postgres(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// Runs the services' binaries from this directory instead of cargo's (to measure another build).
+    pub fn binaries_from(mut self, dir: PathBuf) -> Self {
+        self.binaries = Some(dir);
         self
     }
 
@@ -125,6 +141,8 @@ impl StackBuilder {
             admin_token,
             database_url,
             env,
+            durable: self.durable,
+            binaries: self.binaries,
             ports: std::iter::once(("producer".to_owned(), producer_port))
                 .chain(
                     consumer_ports
@@ -163,6 +181,8 @@ pub struct Stack {
     pub admin_token: String,
     pub database_url: String,
     env: BTreeMap<String, String>,
+    durable: bool,
+    binaries: Option<PathBuf>,
     ports: BTreeMap<String, u16>,
     processes: Mutex<BTreeMap<String, Child>>,
 }
@@ -180,7 +200,11 @@ impl Stack {
             .append(true)
             .open(self.dir.join("logs").join(format!("{name}.log")))
             .expect("log file");
-        let mut command = Command::new(binary(program));
+        let path = match &self.binaries {
+            Some(dir) => dir.join(program),
+            None => binary(program),
+        };
+        let mut command = Command::new(path);
         command
             .envs(&self.env)
             .stdout(log.try_clone().expect("log file"))
@@ -223,9 +247,20 @@ impl Stack {
             .unwrap_or(false)
     }
 
+    /// The highest resident set size the service's process has reached, in KiB (Linux only).
+    pub fn peak_rss_kib(&self, name: &str) -> Option<u64> {
+        let pid = self.processes.lock().ok()?.get(name)?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     pub fn start_postgres(&self) {
+        let fsync = if self.durable { "on" } else { "off" };
         helper(
-            "PG_FSYNC=off start_postgres",
+            &format!("PG_FSYNC={fsync} start_postgres"),
             &[&self.path("postgres"), &self.pg_port.to_string()],
         );
     }

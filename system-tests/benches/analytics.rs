@@ -1,0 +1,545 @@
+//! Analytics at scale, over HTTP (`make bench`, which runs `scripts/bench.sh`): receipts are bulk-loaded
+//! with SQL (a few busy places and many quiet ones, two years of purchases), the rollup tiers are built, and
+//! the release consumer answers `GET /api/analytics/` and `GET /api/places/{id}/analytics/` for a 1-hour, a
+//! 30-day and a 1-year period with ragged edges, 50 requests each; the naive aggregate over the raw receipts
+//! answers the same periods for comparison. Also timed: one recompute job and the hourly reconcile. Prints
+//! a table and writes it, with a chart, to `target/bench/`. Asserts nothing about speed.
+//!
+//! Datasets live in databases of their own (`bench_<receipts>_<places>`), seeded once and reused.
+//! `BENCH_DATASETS` chooses them (default `1000000x1000,1000000x100000,10000000x1000`).
+
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Text, Timestamptz};
+use shared_models::domain::auth::Role;
+use shared_models::domain::jobs::HourBucket;
+use shared_models::store::{self, rollups, PgPool};
+use system_tests::stack::{binary, free_port};
+
+/// Requests per case.
+const REQUESTS: usize = 50;
+/// Runs of each naive aggregate (they are slow at 10M).
+const NAIVE_RUNS: usize = 3;
+/// What the data looks like; a new value seeds the datasets again.
+const SEED_VERSION: &str = "2";
+
+/// A period of the benchmark, with ragged edges.
+struct Case {
+    name: &'static str,
+    from: &'static str,
+    to: &'static str,
+}
+
+const PERIODS: [Case; 3] = [
+    Case {
+        name: "1 hour",
+        from: "2025-06-10T10:20:00Z",
+        to: "2025-06-10T11:20:00Z",
+    },
+    Case {
+        name: "30 days",
+        from: "2025-05-03T07:13:00Z",
+        to: "2025-06-02T07:13:00Z",
+    },
+    Case {
+        name: "1 year",
+        from: "2024-09-15T13:45:00Z",
+        to: "2025-09-15T13:45:00Z",
+    },
+];
+
+/// A dataset: how many receipts over how many places.
+#[derive(Debug, Clone, Copy)]
+struct Dataset {
+    receipts: i64,
+    places: i64,
+}
+
+impl Dataset {
+    fn database(self) -> String {
+        format!("bench_{}_{}", self.receipts, self.places)
+    }
+
+    fn label(self) -> String {
+        format!(
+            "{} receipts, {} places",
+            thousands(self.receipts),
+            thousands(self.places)
+        )
+    }
+}
+
+fn thousands(value: i64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+fn percentile(samples: &[Duration], fraction: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// The seeding statements: places with 100 merchants; receipts whose place is skewed (the cube of a uniform
+/// draw: place-0 is the busiest, most places are quiet) and whose time is uniform over 2024 and 2025; one to
+/// three lines in 12 categories, summing to the total.
+fn seed_statements(dataset: Dataset) -> Vec<String> {
+    let Dataset { receipts, places } = dataset;
+    vec![
+        "TRUNCATE receipt_lines, receipts, places CASCADE".to_owned(),
+        "CREATE TABLE IF NOT EXISTS bench_meta (version TEXT NOT NULL)".to_owned(),
+        "TRUNCATE bench_meta".to_owned(),
+        format!(
+            "INSERT INTO places (place_id, merchant_id, place_name)
+             SELECT 'place-' || p, 'merchant-' || (p % 100), 'Place ' || p FROM generate_series(0, {places} - 1) p"
+        ),
+        "SELECT setseed(0.2026)".to_owned(),
+        format!(
+            "INSERT INTO receipts (id, merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
+                                   tips_amount, payment_method, received_at, stored_at, raw)
+             SELECT i, 'merchant-' || (p % 100), 'bench-' || i, 'place-' || p, t,
+                    (1 + i % 3) * round((1 + i % 997) * 0.37, 2), round((1 + i % 3) * round((1 + i % 997) * 0.37, 2) * 0.1, 2),
+                    (i % 5), 'card', t, t + interval '1 minute', '{{}}'
+             FROM (SELECT i, floor({places} * power(random(), 3))::int AS p,
+                          timestamptz '2024-01-01T00:00:00Z' + random() * interval '731 days' AS t
+                   FROM generate_series(1::bigint, {receipts}::bigint) i) s"
+        ),
+        format!("SELECT setval('receipts_id_seq', {receipts})"),
+        "INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
+         SELECT r.id, n, 'sku-' || ((r.id + n) % 500), 'category-' || ((r.id * 7 + n) % 12), 1,
+                round((1 + r.id % 997) * 0.37, 2), round((1 + r.id % 997) * 0.37, 2)
+         FROM receipts r, generate_series(1, 1 + (r.id % 3)::int) n"
+            .to_owned(),
+        "UPDATE places p SET total_purchases = s.n, first_purchase_at = s.first, last_purchase_at = s.last
+         FROM (SELECT place_id, count(*) AS n, min(purchased_at) AS first, max(purchased_at) AS last
+               FROM receipts GROUP BY place_id) s WHERE s.place_id = p.place_id"
+            .to_owned(),
+    ]
+}
+
+#[derive(QueryableByName)]
+struct Version {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+/// The dataset's database, seeded (once) and with its rollups built.
+fn prepare(server: &str, dataset: Dataset, report: &mut String) -> (String, PgPool) {
+    let (base, _) = server.rsplit_once('/').expect("a database URL");
+    let mut admin = PgConnection::establish(server).expect("connect to PostgreSQL");
+    let name = dataset.database();
+    let exists = diesel::sql_query(format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"))
+        .execute(&mut admin)
+        .expect("look up the database")
+        > 0;
+    if !exists {
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create the database");
+    }
+    let url = format!("{base}/{name}");
+    let pool = store::build_pool(&url, 4);
+    store::run_migrations(&pool).expect("migrate");
+    let mut conn = pool.get().expect("connection");
+    let seeded = diesel::sql_query("SELECT version FROM bench_meta")
+        .load::<Version>(&mut conn)
+        .is_ok_and(|rows| rows.iter().any(|row| row.version == SEED_VERSION));
+    if !seeded {
+        let started = Instant::now();
+        for statement in seed_statements(dataset) {
+            diesel::sql_query(&statement)
+                .execute(&mut conn)
+                .unwrap_or_else(|error| panic!("{error}: {statement}"));
+        }
+        diesel::sql_query("ANALYZE").execute(&mut conn).expect("analyze");
+        let loaded = started.elapsed();
+        let started = Instant::now();
+        let hours = rollups::rebuild_all(&mut conn).expect("build the rollups");
+        diesel::sql_query("ANALYZE").execute(&mut conn).expect("analyze");
+        diesel::sql_query(format!("INSERT INTO bench_meta VALUES ('{SEED_VERSION}')"))
+            .execute(&mut conn)
+            .expect("mark seeded");
+        let _ = writeln!(
+            report,
+            "- {}: loaded with SQL in {:.0} s; rollup tiers built in {:.0} s ({} place-hours)",
+            dataset.label(),
+            loaded.as_secs_f64(),
+            started.elapsed().as_secs_f64(),
+            thousands(hours as i64)
+        );
+    }
+    // What autovacuum does on a live database: the visibility map lets reads of old buckets be index-only.
+    diesel::sql_query("VACUUM (ANALYZE)")
+        .execute(&mut conn)
+        .expect("vacuum");
+    (url, pool)
+}
+
+/// The release consumer on the dataset, killed when dropped.
+struct Consumer {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_consumer(database_url: &str) -> Consumer {
+    let port = free_port();
+    let child = Command::new(binary("consumer"))
+        .env("CONSUMER_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", database_url)
+        .env("DATABASE_POOL_SIZE", "8")
+        .env("KAFKA_BROKERS", format!("127.0.0.1:{}", free_port()))
+        .env("KAFKA_TOPIC", "bench-unused")
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}/", free_port()))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the release consumer (cargo build --release --bins)");
+    Consumer {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// `REQUESTS` sequential requests, each answered in full; every answer must be a success.
+async fn timed_requests(http: &reqwest::Client, url: &str, token: &str) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let started = Instant::now();
+        let response = http.get(url).bearer_auth(token).send().await.expect("request");
+        let status = response.status();
+        let body = response.bytes().await.expect("body");
+        samples.push(started.elapsed());
+        assert!(status.is_success(), "{url}: {status} {body:?}");
+    }
+    samples
+}
+
+/// What `GET /api/analytics/` computes, straight from the receipts: the totals and categories of every place
+/// and of all of them, for the period (`$1`-`$2`), of the places `$3` matches.
+const NAIVE_OVERVIEW: &str = "
+    WITH r AS (SELECT * FROM receipts WHERE purchased_at >= $1 AND purchased_at < $2 AND place_id LIKE $3)
+    SELECT count(*)::int8 AS n FROM (
+        SELECT place_id, count(*), sum(total_amount), sum(vat_amount), sum(tips_amount) FROM r GROUP BY place_id
+        UNION ALL
+        SELECT r.place_id, count(DISTINCT r.id), sum(l.amount), 0, 0
+        FROM r JOIN receipt_lines l ON l.receipt_id = r.id GROUP BY r.place_id, l.category
+        UNION ALL
+        SELECT '*', count(*), sum(total_amount), sum(vat_amount), sum(tips_amount) FROM r
+        UNION ALL
+        SELECT '*', count(DISTINCT r.id), sum(l.amount), 0, 0
+        FROM r JOIN receipt_lines l ON l.receipt_id = r.id GROUP BY l.category) t";
+
+/// What `GET /api/places/{id}/analytics/` computes, straight from the receipts.
+const NAIVE_PLACE: &str = "
+    WITH r AS (SELECT * FROM receipts WHERE purchased_at >= $1 AND purchased_at < $2 AND place_id = $3)
+    SELECT count(*)::int8 AS n FROM (
+        SELECT count(*), sum(total_amount), sum(vat_amount), sum(tips_amount) FROM r
+        UNION ALL
+        SELECT count(DISTINCT r.id), sum(l.amount), 0, 0
+        FROM r JOIN receipt_lines l ON l.receipt_id = r.id GROUP BY l.category) t";
+
+fn naive(conn: &mut PgConnection, sql: &str, case: &Case, places: &str) -> Duration {
+    let (from, to) = bounds(case);
+    let samples: Vec<Duration> = (0..NAIVE_RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            diesel::sql_query(sql)
+                .bind::<Timestamptz, _>(from)
+                .bind::<Timestamptz, _>(to)
+                .bind::<Text, _>(places)
+                .execute(conn)
+                .expect("naive aggregate");
+            started.elapsed()
+        })
+        .collect();
+    percentile(&samples, 0.5)
+}
+
+fn bounds(case: &Case) -> (DateTime<Utc>, DateTime<Utc>) {
+    (case.from.parse().expect("time"), case.to.parse().expect("time"))
+}
+
+/// A request of the benchmark: what it is, its URL, its token, and the naive aggregate it is compared with
+/// (the SQL and the places it covers).
+type Endpoint<'a> = (&'a str, String, &'a str, Option<(&'a str, &'a str)>);
+
+/// One measured row of the report.
+struct Row {
+    dataset: String,
+    endpoint: String,
+    period: &'static str,
+    p50: Duration,
+    p95: Duration,
+    naive: Option<Duration>,
+}
+
+fn measure(dataset: Dataset, pool: &PgPool, url: &str, rows: &mut Vec<Row>, report: &mut String) {
+    let mut conn = pool.get().expect("connection");
+    let admin = shared_models::testing::token(pool, Role::Admin, None).1;
+    let merchant = shared_models::testing::token(pool, Role::Merchant, Some("merchant-7")).1;
+    let consumer = start_consumer(url);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Connections idle while the naive aggregates run are not reused: the server may be closing them.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("HTTP client");
+    let ready = Instant::now() + Duration::from_secs(60);
+    while !runtime.block_on(async {
+        http.get(format!("{}/health", consumer.base))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success())
+    }) {
+        assert!(Instant::now() < ready, "the consumer did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last_page = (dataset.places + 49) / 50;
+    let endpoints: [Endpoint; 4] = [
+        (
+            "GET /api/analytics/ (admin: every place)",
+            format!("{}/api/analytics/?", consumer.base),
+            admin.as_str(),
+            Some((NAIVE_OVERVIEW, "%")),
+        ),
+        (
+            "GET /api/analytics/ (admin: the last page of places)",
+            format!("{}/api/analytics/?page={last_page}&", consumer.base),
+            admin.as_str(),
+            None,
+        ),
+        (
+            "GET /api/analytics/ (a merchant's places)",
+            format!("{}/api/analytics/?", consumer.base),
+            merchant.as_str(),
+            None,
+        ),
+        (
+            "GET /api/places/place-0/analytics/ (the busiest place)",
+            format!("{}/api/places/place-0/analytics/?", consumer.base),
+            admin.as_str(),
+            Some((NAIVE_PLACE, "place-0")),
+        ),
+    ];
+    for (endpoint, base, token, naive_sql) in &endpoints {
+        for case in &PERIODS {
+            let url = format!("{base}from={}&to={}", case.from, case.to);
+            let samples = runtime.block_on(timed_requests(&http, &url, token));
+            let naive = naive_sql.map(|(sql, places)| naive(&mut conn, sql, case, places));
+            rows.push(Row {
+                dataset: dataset.label(),
+                endpoint: endpoint.to_string(),
+                period: case.name,
+                p50: percentile(&samples, 0.5),
+                p95: percentile(&samples, 0.95),
+                naive,
+            });
+        }
+    }
+
+    // One recompute job as the consumer queues it after a batch of 100 receipts: a live batch (the latest
+    // purchases, so a few hours of many places) and a batch of late receipts (purchases scattered over the
+    // two years, so a hundred different days and months: the worst case).
+    let live = recompute_job(&mut conn, "ORDER BY purchased_at DESC");
+    let late = recompute_job(&mut conn, "ORDER BY id DESC");
+    // The hourly reconcile at the end of the data: every bucket of the receipts stored in the last 2 hours.
+    let reconcile: Vec<(Duration, usize)> = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let recent = rollups::stored_since(&mut conn, "2025-12-31T22:00:00Z".parse().expect("time"))
+                .expect("stored since");
+            rollups::recompute(&mut conn, &recent).expect("reconcile");
+            (started.elapsed(), recent.len())
+        })
+        .collect();
+    let _ = writeln!(
+        report,
+        "- {}: one recompute job, median of 10: {} for a live batch of 100 receipts ({} hour buckets), {} for 100 late receipts ({} hour buckets); hourly reconcile (2 h lookback, {} buckets): median {} of 3",
+        dataset.label(),
+        ms(live.0),
+        live.1,
+        ms(late.0),
+        late.1,
+        reconcile.first().map_or(0, |(_, count)| *count),
+        ms(percentile(&reconcile.iter().map(|(time, _)| *time).collect::<Vec<_>>(), 0.5)),
+    );
+    // An admin's rebuild of every tier from the receipts (one run: it rewrites every rollup).
+    let started = Instant::now();
+    let hours = rollups::rebuild_all(&mut conn).expect("rebuild");
+    let _ = writeln!(
+        report,
+        "- {}: a full rebuild of every tier from the receipts: {:.1} s ({} place-hours)",
+        dataset.label(),
+        started.elapsed().as_secs_f64(),
+        thousands(hours as i64)
+    );
+}
+
+/// The median time of 10 recomputes of the hour buckets of 100 receipts (in the given order), and how many
+/// buckets that is.
+fn recompute_job(conn: &mut PgConnection, order: &str) -> (Duration, usize) {
+    let buckets: Vec<HourBucket> = diesel::sql_query(format!(
+        "SELECT DISTINCT place_id, date_trunc('hour', purchased_at, 'UTC') AS hour
+         FROM (SELECT place_id, purchased_at FROM receipts {order} LIMIT 100) r"
+    ))
+    .load::<BucketRow>(conn)
+    .expect("buckets")
+    .into_iter()
+    .map(|row| HourBucket {
+        place_id: row.place_id,
+        hour: row.hour,
+    })
+    .collect();
+    let jobs: Vec<Duration> = (0..10)
+        .map(|_| {
+            let started = Instant::now();
+            rollups::recompute(conn, &buckets).expect("recompute");
+            started.elapsed()
+        })
+        .collect();
+    (percentile(&jobs, 0.5), buckets.len())
+}
+
+#[derive(QueryableByName)]
+struct BucketRow {
+    #[diesel(sql_type = Text)]
+    place_id: String,
+    #[diesel(sql_type = Timestamptz)]
+    hour: DateTime<Utc>,
+}
+
+/// A bar chart of the p95 of each case at the largest dataset, against the naive aggregate, on a log scale.
+fn chart(rows: &[Row]) -> String {
+    let largest = rows.last().map(|row| row.dataset.clone()).unwrap_or_default();
+    let rows: Vec<&Row> = rows.iter().filter(|row| row.dataset == largest).collect();
+    let (width, bar_height, gap, left) = (900.0, 14.0, 10.0, 330.0);
+    let height = 60.0 + rows.len() as f64 * (2.0 * bar_height + gap);
+    let scale = |value: Duration| {
+        let ms = (value.as_secs_f64() * 1000.0).max(0.1);
+        (ms.log10() + 1.0) / 6.0 * (width - left - 80.0)
+    };
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">{largest}: p95 over HTTP (blue) against the naive aggregate (grey), log scale</text>\n"
+    );
+    for (index, row) in rows.iter().enumerate() {
+        let y = 40.0 + index as f64 * (2.0 * bar_height + gap);
+        let label = format!(
+            "{} {}",
+            row.endpoint.split(" (").next().unwrap_or_default(),
+            row.period
+        );
+        let who = row
+            .endpoint
+            .split(" (")
+            .nth(1)
+            .unwrap_or_default()
+            .trim_end_matches(')');
+        let _ = write!(
+            svg,
+            "<text x=\"10\" y=\"{:.0}\">{label}</text><text x=\"10\" y=\"{:.0}\" fill=\"#666\">{who}</text>\n\
+             <rect x=\"{left}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{bar_height}\" fill=\"#2f6fb0\"/>\
+             <text x=\"{:.1}\" y=\"{:.0}\">{}</text>\n",
+            y + 11.0,
+            y + 24.0,
+            scale(row.p95),
+            left + scale(row.p95) + 4.0,
+            y + 11.0,
+            ms(row.p95)
+        );
+        if let Some(naive) = row.naive {
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{left}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{bar_height}\" fill=\"#aaa\"/>\
+                 <text x=\"{:.1}\" y=\"{:.0}\">{}</text>",
+                y + bar_height,
+                scale(naive),
+                left + scale(naive) + 4.0,
+                y + bar_height + 11.0,
+                ms(naive)
+            );
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: nothing to measure then.
+    if !std::env::args().any(|argument| argument == "--bench") {
+        println!("the analytics benchmark runs under `make bench`");
+        return;
+    }
+    let server = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL (scripts/bench.sh sets it)");
+    let datasets: Vec<Dataset> = std::env::var("BENCH_DATASETS")
+        .unwrap_or_else(|_| "1000000x1000,1000000x100000,10000000x1000".to_owned())
+        .split(',')
+        .filter_map(|spec| {
+            let (receipts, places) = spec.trim().split_once('x')?;
+            Some(Dataset {
+                receipts: receipts.parse().ok()?,
+                places: places.parse().ok()?,
+            })
+        })
+        .collect();
+    let mut report = String::new();
+    let mut rows = Vec::new();
+    for dataset in datasets {
+        let (url, pool) = prepare(&server, dataset, &mut report);
+        measure(dataset, &pool, &url, &mut rows, &mut report);
+    }
+    let mut table = String::from(
+        "| dataset | request | period | p50 | p95 | naive aggregate (median of 3) | naive / p95 |\n|---|---|---|---|---|---|---|\n",
+    );
+    for row in &rows {
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row.dataset,
+            row.endpoint,
+            row.period,
+            ms(row.p50),
+            ms(row.p95),
+            row.naive.map(ms).unwrap_or_else(|| "-".to_owned()),
+            row.naive
+                .map(|naive| format!("{:.0}x", naive.as_secs_f64() / row.p95.as_secs_f64()))
+                .unwrap_or_else(|| "-".to_owned()),
+        );
+    }
+    let output = format!("{table}\n{report}");
+    println!("{output}");
+    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&directory).expect("target/bench");
+    std::fs::write(directory.join("analytics.md"), &output).expect("write the report");
+    std::fs::write(directory.join("analytics.svg"), chart(&rows)).expect("write the chart");
+    println!("written to {}", directory.display());
+}

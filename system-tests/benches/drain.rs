@@ -1,0 +1,170 @@
+//! The consumer draining a backlog (`make bench`, which runs `scripts/bench.sh`): a whole stack as release
+//! processes (PostgreSQL with fsync and synchronous_commit on, Redis, the broker, the producer, one consumer
+//! and one worker); the consumer is stopped, a backlog of receipts is written to the topic, and the consumer is
+//! started again and timed until every receipt is stored. Three rounds on one stack, the median reported, with
+//! the consumer's peak resident memory. Prints a table and writes it to `target/bench/drain.md`. Asserts
+//! nothing about speed.
+//!
+//! `BENCH_DRAIN_RECEIPTS` sets the backlog (default 200,000); `BENCH_BIN_DIR` runs the services from another
+//! directory of binaries, to measure another build on the same machine in the same way.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use diesel::prelude::*;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rust_decimal::Decimal;
+use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
+use shared_models::store::schema::receipts;
+use system_tests::stack::Stack;
+
+const ROUNDS: usize = 3;
+const TOPIC: &str = "bench-receipts";
+const PLACES: usize = 1_000;
+
+/// A receipt of the backlog: one of 1,000 places of 100 merchants, one to five lines, some weighed goods,
+/// bought over 30 days.
+fn envelope(round: usize, index: usize) -> ReceiptEnvelope {
+    let place = (index * 7_919) % PLACES;
+    let lines = 1 + index % 5;
+    let items: Vec<LineItem> = (0..lines)
+        .map(|line| {
+            let weighed = (index + line).is_multiple_of(4);
+            LineItem {
+                product_id: format!("sku-{}", (index + line * 31) % 500),
+                quantity: if weighed {
+                    Decimal::new(1_250 + (index % 500) as i64, 3)
+                } else {
+                    Decimal::from(1 + (line % 3) as i64)
+                },
+                price: Decimal::new(99 + ((index * 13 + line) % 2_000) as i64, 2),
+                category: format!("category-{}", (index + line) % 12),
+                extra: Default::default(),
+            }
+        })
+        .collect();
+    let total: Decimal = items.iter().map(LineItem::amount).sum();
+    let receipt = Receipt {
+        transaction_id: format!("drain-{round}-{index}"),
+        place_id: format!("place-{place}"),
+        place_name: Some(format!("Place {place}")),
+        timestamp: Utc
+            .timestamp_opt(1_790_000_000 + (index as i64 * 97) % 2_592_000, 0)
+            .single()
+            .unwrap_or_default(),
+        items,
+        total_amount: total,
+        vat_amount: (total / Decimal::from(11)).round_dp(2),
+        tips_amount: Decimal::ZERO,
+        payment_method: "card".into(),
+        extra: Default::default(),
+    };
+    ReceiptEnvelope::new(format!("merchant-{}", place % 100), Utc::now(), receipt)
+}
+
+/// Writes the round's backlog to the topic, 5,000 messages in flight at a time.
+async fn write_backlog(producer: &FutureProducer, round: usize, count: usize) {
+    let indexes: Vec<usize> = (0..count).collect();
+    for chunk in indexes.chunks(5_000) {
+        let sends = chunk.iter().map(|&index| {
+            let envelope = envelope(round, index);
+            async move {
+                producer
+                    .send(
+                        FutureRecord::to(TOPIC)
+                            .key(&envelope.receipt.place_id)
+                            .payload(&envelope.to_json()),
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map_err(|(error, _)| error)
+                    .expect("the backlog is written");
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+fn stored(conn: &mut PgConnection) -> i64 {
+    receipts::table
+        .count()
+        .get_result(conn)
+        .expect("count the receipts")
+}
+
+fn main() {
+    if !std::env::args().any(|argument| argument == "--bench") {
+        println!("the drain benchmark runs under `make bench`");
+        return;
+    }
+    let count: usize = std::env::var("BENCH_DRAIN_RECEIPTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(200_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut builder = Stack::builder()
+            .durable_postgres()
+            .env("KAFKA_TOPIC", TOPIC)
+            .env("KAFKA_PARTITIONS", "12")
+            .env("CONSUMER_BATCH_MS", "100")
+            .env("WORKER_POLL_MS", "250")
+            .env("RUST_LOG", "error");
+        if let Some(dir) = std::env::var_os("BENCH_BIN_DIR") {
+            builder = builder.binaries_from(PathBuf::from(dir));
+        }
+        let stack = builder.start().await;
+        let producer: FutureProducer =
+            shared_models::kafka::client_config(&format!("127.0.0.1:{}", stack.kafka_port))
+                .set("linger.ms", "20")
+                .create()
+                .expect("a producer");
+        let mut conn = PgConnection::establish(&stack.database_url).expect("PostgreSQL");
+        let mut rates = Vec::new();
+        for round in 0..ROUNDS {
+            stack.kill("consumer-1");
+            let before = stored(&mut conn);
+            write_backlog(&producer, round, count).await;
+            let started = Instant::now();
+            stack.start("consumer-1");
+            let target = before + count as i64;
+            let deadline = started + Duration::from_secs(3_600);
+            while stored(&mut conn) < target {
+                assert!(
+                    Instant::now() < deadline,
+                    "the backlog was not drained in an hour"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let rate = count as f64 / started.elapsed().as_secs_f64();
+            println!(
+                "round {}: {count} receipts drained at {rate:.0} receipts/s",
+                round + 1
+            );
+            rates.push(rate);
+        }
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        let rss = stack.peak_rss_kib("consumer-1").unwrap_or_default();
+        let report = format!(
+            "| backlog | rounds | drained (median) | each round | consumer peak RSS (last round) |\n\
+             |---|---|---|---|---|\n\
+             | {count} receipts | {ROUNDS} | {median:.0} receipts/s | {} | {:.0} MB |\n",
+            rates
+                .iter()
+                .map(|rate| format!("{rate:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            rss as f64 / 1024.0
+        );
+        println!("{report}");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+        std::fs::create_dir_all(&dir).expect("target/bench");
+        std::fs::write(dir.join("drain.md"), report).expect("write the report");
+    });
+}
