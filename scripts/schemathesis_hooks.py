@@ -111,6 +111,10 @@ def _fit_series(query):
         return
     step = timedelta(hours=1) if query.get("bucket") == "hour" else timedelta(days=1)
     start, end = _moment(query.get("from")), _moment(query.get("to"))
+    if query.get("from") and start is None:
+        # A start Python cannot read (the year 0, which the consumer accepts): ask for one known day instead.
+        query["from"], query["to"] = "2024-01-01", "2024-01-02"
+        return
     if start is None:
         return
     end = end or max(start, datetime.now(timezone.utc))
