@@ -29,26 +29,30 @@ fn above_hour() -> impl Iterator<Item = (Level, Grain)> {
         .filter(|&pair| pair != (Level::Place, Grain::Hour))
 }
 
-/// The figures a rollup table sums, and the column (if any) beside its key, grain and start in its primary
-/// key.
+/// The figures a kind of rollup table sums (the first counts receipts), the column (if any) beside its key,
+/// grain and start in its primary key, and its table at each level.
 struct Measures {
     columns: &'static [&'static str],
     by: Option<&'static str>,
+    table: fn(Level) -> &'static str,
 }
 
 const TOTALS: Measures = Measures {
     columns: &["purchases", "total_amount", "vat_amount", "tips_amount"],
     by: None,
+    table: Level::totals_table,
 };
 
 const CATEGORIES: Measures = Measures {
     columns: &["receipts", "spent"],
     by: Some("category"),
+    table: Level::categories_table,
 };
 
-/// A CTE named `name` that adds the `delta` rows (summed into buckets of `level` and `grain`) to `table`,
-/// creating the rows that do not exist yet.
-fn add_delta(name: &str, level: Level, grain: Grain, table: &str, measures: &Measures) -> String {
+/// A CTE named `name` that adds the `delta` rows (summed into buckets of `level` and `grain`) to the level's
+/// table of `measures`, creating the rows that do not exist yet.
+fn add_delta(name: &str, level: Level, grain: Grain, measures: &Measures) -> String {
+    let table = (measures.table)(level);
     let (key, group) = match level {
         Level::Place => ("d.place_id, ", "1, 3"),
         Level::Merchant => ("d.merchant_id, ", "1, 3"),
@@ -88,18 +92,7 @@ fn add_delta(name: &str, level: Level, grain: Grain, table: &str, measures: &Mea
 /// (`shrunk`: receipts went away, so rows above may have emptied).
 fn with_additions(mut ctes: Vec<String>, measures: &Measures) -> String {
     for (index, (level, grain)) in above_hour().enumerate() {
-        let table = if measures.by.is_some() {
-            level.categories_table()
-        } else {
-            level.totals_table()
-        };
-        ctes.push(add_delta(
-            &format!("above_{index}"),
-            level,
-            grain,
-            table,
-            measures,
-        ));
+        ctes.push(add_delta(&format!("above_{index}"), level, grain, measures));
     }
     let shrunk = measures.columns[0];
     format!(
