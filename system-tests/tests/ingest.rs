@@ -166,11 +166,20 @@ async fn redelivered_receipts_are_stored_and_counted_once() {
     assert_eq!(name.as_deref(), Some("Place One"));
 }
 
-/// The consumer processes' session timeout: the shortest that tansu 0.6's rebalances settle with.
-fn receipts_producer(kafka: &KafkaConfig) -> FutureProducer {
-    shared_models::kafka::client_config(&kafka.kafka_brokers)
+/// A fresh database, a receipts topic of four partitions, and a producer for it: where the tests of consumer
+/// processes start.
+async fn four_partitions() -> (String, PgPool, KafkaConfig, FutureProducer) {
+    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
+        .await
+        .expect("database");
+    let kafka = support::kafka(4);
+    shared_models::kafka::ensure_topics(&kafka.kafka_brokers, &[(kafka.kafka_topic.as_str(), 4)])
+        .await
+        .expect("topic");
+    let producer = shared_models::kafka::client_config(&kafka.kafka_brokers)
         .create()
-        .expect("producer")
+        .expect("producer");
+    (database_url, pool, kafka, producer)
 }
 
 /// Publishes receipts `{prefix}-{index}` for the indexes of `range`, over four places.
@@ -209,6 +218,7 @@ fn stored(pool: &PgPool) -> i64 {
         .expect("count")
 }
 
+/// The consumer processes' session timeout: the shortest that tansu 0.6's rebalances settle with.
 const SESSION_TIMEOUT_MS: u64 = 20_000;
 
 /// A consumer process, killed (SIGKILL) when dropped.
@@ -244,14 +254,7 @@ fn start_consumer_process(database_url: &str, kafka: &KafkaConfig, group: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_joining_and_dying_mid_stream_lose_nothing_and_count_nothing_twice() {
-    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
-        .await
-        .expect("database");
-    let kafka = support::kafka(4);
-    shared_models::kafka::ensure_topics(&kafka.kafka_brokers, &[(kafka.kafka_topic.as_str(), 4)])
-        .await
-        .expect("topic");
-    let producer = receipts_producer(&kafka);
+    let (database_url, pool, kafka, producer) = four_partitions().await;
     let produce = |range| produce(&producer, &kafka, "s", range);
     let stored = || stored(&pool);
     // Up to the dead member's session, the rejoin watchdog's wait (a session plus 15 s) and the catch-up.
@@ -298,14 +301,7 @@ async fn consumers_joining_and_dying_mid_stream_lose_nothing_and_count_nothing_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_consumer_killed_and_restarted_gets_its_partitions_back() {
-    let (database_url, pool) = tokio::task::spawn_blocking(fresh_database)
-        .await
-        .expect("database");
-    let kafka = support::kafka(4);
-    shared_models::kafka::ensure_topics(&kafka.kafka_brokers, &[(kafka.kafka_topic.as_str(), 4)])
-        .await
-        .expect("topic");
-    let producer = receipts_producer(&kafka);
+    let (database_url, pool, kafka, producer) = four_partitions().await;
     let produce = |range| produce(&producer, &kafka, "k", range);
     let stored = || stored(&pool);
     let group = unique_name("group");
