@@ -1,5 +1,6 @@
 //! The rules of receipt validation, case by case: one test per rule the OpenAPI document states
-//! (document.rs), each with the body that breaks it and the field error a client gets.
+//! (document.rs), each with the body that breaks it and the field error a client gets. One file on purpose:
+//! it reads as the checklist of those rules, in the order the document gives them.
 
 use super::*;
 use serde_json::json;

@@ -17,15 +17,19 @@ use diesel::prelude::*;
 use diesel::sql_types::{Text, Timestamptz};
 use shared_models::domain::auth::Role;
 use shared_models::domain::jobs::HourBucket;
-use shared_models::store::{self, rollups, PgPool};
+use shared_models::store::{rollups, PgPool};
 use system_tests::stack::{binary, free_port};
+
+use chart::chart;
+use seed::{prepare, thousands, Dataset};
+
+mod chart;
+mod seed;
 
 /// Requests per case.
 const REQUESTS: usize = 50;
 /// Runs of each naive aggregate (they are slow at 10M).
 const NAIVE_RUNS: usize = 3;
-/// What the data looks like; a new value seeds the datasets again.
-const SEED_VERSION: &str = "2";
 
 /// A period of the benchmark, with ragged edges.
 struct Case {
@@ -52,39 +56,6 @@ const PERIODS: [Case; 3] = [
     },
 ];
 
-/// A dataset: how many receipts over how many places.
-#[derive(Debug, Clone, Copy)]
-struct Dataset {
-    receipts: i64,
-    places: i64,
-}
-
-impl Dataset {
-    fn database(self) -> String {
-        format!("bench_{}_{}", self.receipts, self.places)
-    }
-
-    fn label(self) -> String {
-        format!(
-            "{} receipts, {} places",
-            thousands(self.receipts),
-            thousands(self.places)
-        )
-    }
-}
-
-fn thousands(value: i64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
 fn percentile(samples: &[Duration], fraction: f64) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
@@ -94,101 +65,6 @@ fn percentile(samples: &[Duration], fraction: f64) -> Duration {
 
 fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
-}
-
-/// The seeding statements: places with 100 merchants; receipts whose place is skewed (the cube of a uniform
-/// draw: place-0 is the busiest, most places are quiet) and whose time is uniform over 2024 and 2025; one to
-/// three lines in 12 categories, summing to the total.
-fn seed_statements(dataset: Dataset) -> Vec<String> {
-    let Dataset { receipts, places } = dataset;
-    vec![
-        "TRUNCATE receipt_lines, receipts, places CASCADE".to_owned(),
-        "CREATE TABLE IF NOT EXISTS bench_meta (version TEXT NOT NULL)".to_owned(),
-        "TRUNCATE bench_meta".to_owned(),
-        format!(
-            "INSERT INTO places (place_id, merchant_id, place_name)
-             SELECT 'place-' || p, 'merchant-' || (p % 100), 'Place ' || p FROM generate_series(0, {places} - 1) p"
-        ),
-        "SELECT setseed(0.2026)".to_owned(),
-        format!(
-            "INSERT INTO receipts (id, merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
-                                   tips_amount, payment_method, received_at, stored_at, raw)
-             SELECT i, 'merchant-' || (p % 100), 'bench-' || i, 'place-' || p, t,
-                    (1 + i % 3) * round((1 + i % 997) * 0.37, 2), round((1 + i % 3) * round((1 + i % 997) * 0.37, 2) * 0.1, 2),
-                    (i % 5), 'card', t, t + interval '1 minute', '{{}}'
-             FROM (SELECT i, floor({places} * power(random(), 3))::int AS p,
-                          timestamptz '2024-01-01T00:00:00Z' + random() * interval '731 days' AS t
-                   FROM generate_series(1::bigint, {receipts}::bigint) i) s"
-        ),
-        format!("SELECT setval('receipts_id_seq', {receipts})"),
-        "INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
-         SELECT r.id, n, 'sku-' || ((r.id + n) % 500), 'category-' || ((r.id * 7 + n) % 12), 1,
-                round((1 + r.id % 997) * 0.37, 2), round((1 + r.id % 997) * 0.37, 2)
-         FROM receipts r, generate_series(1, 1 + (r.id % 3)::int) n"
-            .to_owned(),
-        "UPDATE places p SET total_purchases = s.n, first_purchase_at = s.first, last_purchase_at = s.last
-         FROM (SELECT place_id, count(*) AS n, min(purchased_at) AS first, max(purchased_at) AS last
-               FROM receipts GROUP BY place_id) s WHERE s.place_id = p.place_id"
-            .to_owned(),
-    ]
-}
-
-#[derive(QueryableByName)]
-struct Version {
-    #[diesel(sql_type = Text)]
-    version: String,
-}
-
-/// The dataset's database, seeded (once) and with its rollups built.
-fn prepare(server: &str, dataset: Dataset, report: &mut String) -> (String, PgPool) {
-    let (base, _) = server.rsplit_once('/').expect("a database URL");
-    let mut admin = PgConnection::establish(server).expect("connect to PostgreSQL");
-    let name = dataset.database();
-    let exists = diesel::sql_query(format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"))
-        .execute(&mut admin)
-        .expect("look up the database")
-        > 0;
-    if !exists {
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .expect("create the database");
-    }
-    let url = format!("{base}/{name}");
-    let pool = store::build_pool(&url, 4);
-    store::run_migrations(&pool).expect("migrate");
-    let mut conn = pool.get().expect("connection");
-    let seeded = diesel::sql_query("SELECT version FROM bench_meta")
-        .load::<Version>(&mut conn)
-        .is_ok_and(|rows| rows.iter().any(|row| row.version == SEED_VERSION));
-    if !seeded {
-        let started = Instant::now();
-        for statement in seed_statements(dataset) {
-            diesel::sql_query(&statement)
-                .execute(&mut conn)
-                .unwrap_or_else(|error| panic!("{error}: {statement}"));
-        }
-        diesel::sql_query("ANALYZE").execute(&mut conn).expect("analyze");
-        let loaded = started.elapsed();
-        let started = Instant::now();
-        let hours = rollups::rebuild_all(&mut conn).expect("build the rollups");
-        diesel::sql_query("ANALYZE").execute(&mut conn).expect("analyze");
-        diesel::sql_query(format!("INSERT INTO bench_meta VALUES ('{SEED_VERSION}')"))
-            .execute(&mut conn)
-            .expect("mark seeded");
-        let _ = writeln!(
-            report,
-            "- {}: loaded with SQL in {:.0} s; rollup tiers built in {:.0} s ({} place-hours)",
-            dataset.label(),
-            loaded.as_secs_f64(),
-            started.elapsed().as_secs_f64(),
-            thousands(hours as i64)
-        );
-    }
-    // What autovacuum does on a live database: the visibility map lets reads of old buckets be index-only.
-    diesel::sql_query("VACUUM (ANALYZE)")
-        .execute(&mut conn)
-        .expect("vacuum");
-    (url, pool)
 }
 
 /// The release consumer on the dataset, killed when dropped.
@@ -434,63 +310,6 @@ struct BucketRow {
     place_id: String,
     #[diesel(sql_type = Timestamptz)]
     hour: DateTime<Utc>,
-}
-
-/// A bar chart of the p95 of each case at the largest dataset, against the naive aggregate, on a log scale.
-fn chart(rows: &[Row]) -> String {
-    let largest = rows.last().map(|row| row.dataset.clone()).unwrap_or_default();
-    let rows: Vec<&Row> = rows.iter().filter(|row| row.dataset == largest).collect();
-    let (width, bar_height, gap, left) = (900.0, 14.0, 10.0, 330.0);
-    let height = 60.0 + rows.len() as f64 * (2.0 * bar_height + gap);
-    let scale = |value: Duration| {
-        let ms = (value.as_secs_f64() * 1000.0).max(0.1);
-        (ms.log10() + 1.0) / 6.0 * (width - left - 80.0)
-    };
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"10\" y=\"20\" font-size=\"14\">{largest}: p95 over HTTP (blue) against the naive aggregate (grey), log scale</text>\n"
-    );
-    for (index, row) in rows.iter().enumerate() {
-        let y = 40.0 + index as f64 * (2.0 * bar_height + gap);
-        let label = format!(
-            "{} {}",
-            row.endpoint.split(" (").next().unwrap_or_default(),
-            row.period
-        );
-        let who = row
-            .endpoint
-            .split(" (")
-            .nth(1)
-            .unwrap_or_default()
-            .trim_end_matches(')');
-        let _ = write!(
-            svg,
-            "<text x=\"10\" y=\"{:.0}\">{label}</text><text x=\"10\" y=\"{:.0}\" fill=\"#666\">{who}</text>\n\
-             <rect x=\"{left}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{bar_height}\" fill=\"#2f6fb0\"/>\
-             <text x=\"{:.1}\" y=\"{:.0}\">{}</text>\n",
-            y + 11.0,
-            y + 24.0,
-            scale(row.p95),
-            left + scale(row.p95) + 4.0,
-            y + 11.0,
-            ms(row.p95)
-        );
-        if let Some(naive) = row.naive {
-            let _ = writeln!(
-                svg,
-                "<rect x=\"{left}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{bar_height}\" fill=\"#aaa\"/>\
-                 <text x=\"{:.1}\" y=\"{:.0}\">{}</text>",
-                y + bar_height,
-                scale(naive),
-                left + scale(naive) + 4.0,
-                y + bar_height + 11.0,
-                ms(naive)
-            );
-        }
-    }
-    svg.push_str("</svg>\n");
-    svg
 }
 
 fn main() {
