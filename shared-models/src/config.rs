@@ -40,7 +40,7 @@ pub struct KafkaConfig {
     #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "receipts.dlq")]
     pub kafka_dlq_topic: String,
     /// Partitions of the receipts topic when it is created at start.
-    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = 12)]
+    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = 6)]
     pub kafka_partitions: i32,
 }
 
