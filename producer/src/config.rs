@@ -64,6 +64,14 @@ pub struct IntakeConfig {
     /// How much of a rejected body the receipt log keeps, in bytes.
     #[arg(long, env = "REJECTED_BODY_LOG_BYTES", default_value_t = 4096)]
     pub rejected_body_log_bytes: usize,
+    /// Most receipts written in one transaction by group commit (a batch request is never split, so a
+    /// group can hold one batch more than this).
+    #[arg(long, env = "INTAKE_GROUP_MAX_RECEIPTS", default_value_t = 500)]
+    pub group_max_receipts: usize,
+    /// Groups written at the same time, each on its own database connection (keep it below
+    /// DATABASE_POOL_SIZE).
+    #[arg(long, env = "INTAKE_GROUP_WRITERS", default_value_t = 4)]
+    pub group_writers: usize,
 }
 
 /// The outbox relay that publishes accepted receipts to Kafka.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::web;
 use chrono::TimeDelta;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use shared_models::store::tokens;
 use shared_models::store::{self, PgPool};
 use shared_models::web::auth::AuthState;
@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{IntakeConfig, ProducerConfig};
 use crate::error::ProducerError;
+use crate::intake::GroupCommit;
 use crate::relay;
 use crate::routes::{self, ops};
 use crate::validation::Rules;
@@ -31,6 +32,8 @@ pub struct ProducerMetrics {
     pub unconsumed_receipts: IntGauge,
     /// Receipts published again by the reconcile.
     pub outbox_replays: IntCounter,
+    /// Receipts per group commit.
+    pub group_sizes: Histogram,
 }
 
 impl ProducerMetrics {
@@ -57,12 +60,23 @@ impl ProducerMetrics {
         registry.register(Box::new(receipts.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
         registry.register(Box::new(unconsumed_receipts.clone()))?;
+        let group_sizes = Histogram::with_opts(
+            HistogramOpts::new(
+                "intake_group_receipts",
+                "Receipts written per intake transaction (group commit)",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+            ]),
+        )?;
         registry.register(Box::new(outbox_replays.clone()))?;
+        registry.register(Box::new(group_sizes.clone()))?;
         Ok(ProducerMetrics {
             receipts,
             outbox_backlog,
             unconsumed_receipts,
             outbox_replays,
+            group_sizes,
         })
     }
 }
@@ -91,6 +105,7 @@ pub struct AppState {
     pub intake: IntakeConfig,
     pub kafka_brokers: String,
     pub metrics: ProducerMetrics,
+    pub group_commit: GroupCommit,
 }
 
 /// Applies migrations (retrying while PostgreSQL starts) and stores the bootstrap admin token.
@@ -137,6 +152,7 @@ impl Application {
                 max_future_skew: TimeDelta::seconds(config.intake.max_future_skew_seconds as i64),
             },
             intake: config.intake.clone(),
+            group_commit: GroupCommit::start(pool.clone(), &config.intake, metrics.group_sizes.clone()),
             kafka_brokers: config.kafka.kafka_brokers.clone(),
             metrics: metrics.clone(),
         });

@@ -53,6 +53,8 @@ pub fn producer(database: DatabaseConfig, kafka: KafkaConfig, admin_token: &str)
             max_future_skew_seconds: 600,
             earliest_timestamp: "2000-01-01T00:00:00Z".parse().expect("time"),
             rejected_body_log_bytes: 4096,
+            group_max_receipts: 500,
+            group_writers: 4,
         },
         relay: RelayConfig {
             relay_batch_size: 100,

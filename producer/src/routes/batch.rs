@@ -2,14 +2,13 @@
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
 use serde::Serialize;
 use serde_json::Value;
 use shared_models::domain::FieldError;
 use shared_models::web::auth::{Caller, Submitters};
 use shared_models::web::extract::{JsonBody, RequestBody};
-use shared_models::web::{with_db, ApiError};
+use shared_models::web::ApiError;
 
 use crate::intake::{self, Outcome, Verdict};
 use crate::routes::checks::{count, read_json, reject_request, ReceiptSubmission};
@@ -101,7 +100,7 @@ impl BatchItemResult {
 
 /// Submit a batch of receipts.
 ///
-/// Each receipt is judged on its own, as `POST /api/checks/` would; all accepted ones are stored in one
+/// Each receipt is judged on its own, as `POST /api/checks/` would; the whole batch is stored in one
 /// transaction. The answer lists a result per receipt, in order.
 #[api_v2_operation(operation_id = "submit_receipt_batch", tags("Receipts"))]
 pub async fn submit_batch(
@@ -130,17 +129,12 @@ pub async fn submit_batch(
             format!("a batch holds 1 to {MAX_BATCH} receipts"),
         )]));
     }
-    let state_ = state.clone();
-    let verdicts = with_db(&state.pool, move |conn| {
-        let now = Utc::now();
-        Ok(conn.transaction(|conn| {
-            receipts
-                .iter()
-                .map(|receipt| intake::judge(conn, &principal, receipt, &state_.rules, now, None))
-                .collect::<Result<Vec<_>, diesel::result::Error>>()
-        })?)
-    })
-    .await?;
+    let now = Utc::now();
+    let submissions = receipts
+        .iter()
+        .map(|receipt| intake::examine(&principal, receipt, &state.rules, now, None))
+        .collect();
+    let verdicts = state.group_commit.submit(submissions).await?;
     let results: Vec<BatchItemResult> = verdicts
         .iter()
         .enumerate()

@@ -13,7 +13,7 @@ use shared_models::web::extract::{JsonBody, RequestBody};
 use shared_models::web::reply::{Replies, Reply};
 use shared_models::web::{with_db, ApiError};
 
-use shared_models::store::receipt_log::{self, AttemptOutcome};
+use shared_models::store::receipt_log::{self, Attempt, AttemptOutcome};
 
 use crate::intake::{self, Outcome, Verdict};
 use crate::startup::AppState;
@@ -32,17 +32,16 @@ pub(crate) async fn reject_request(
         .receipts
         .with_label_values(&["rejected", code])
         .inc();
-    let merchant_id = principal.merchant_id.clone();
     let reasons = json!([{ "code": code, "message": error.to_string() }]);
+    let attempt = Attempt {
+        merchant_id: principal.merchant_id.clone(),
+        transaction_id: None,
+        outcome: AttemptOutcome::Rejected,
+        reasons: Some(reasons),
+        rejected_body: body,
+    };
     let logged = with_db(&state.pool, move |conn| {
-        Ok(receipt_log::log_attempt(
-            conn,
-            merchant_id.as_deref(),
-            None,
-            AttemptOutcome::Rejected,
-            Some(reasons),
-            body.as_deref(),
-        )?)
+        Ok(receipt_log::log_attempts(conn, &[attempt])?)
     })
     .await;
     if let Err(log_error) = logged {
@@ -215,18 +214,13 @@ pub async fn submit(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let state_ = state.clone();
-    let verdict = with_db(&state.pool, move |conn| {
-        Ok(intake::judge(
-            conn,
-            &principal,
-            &value,
-            &state_.rules,
-            Utc::now(),
-            Some(&kept),
-        )?)
-    })
-    .await?;
+    let submission = intake::examine(&principal, &value, &state.rules, Utc::now(), Some(&kept));
+    let verdict = state
+        .group_commit
+        .submit(vec![submission])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("intake gave no verdict".into()))?;
     count(&state, &verdict);
     let (status, reply_status, received_at) = match verdict {
         Verdict::Stored(Outcome::Accepted { received_at }) => {

@@ -1,8 +1,11 @@
 //! The `accepted_receipts` table: the idempotency record of every receipt the producer accepted, keyed on
 //! (merchant, transaction id), with when Kafka acknowledged it. This module owns every write to it.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Jsonb, Text, Timestamptz};
 
 use crate::domain::receipt::Receipt;
 use crate::store::schema::accepted_receipts;
@@ -18,38 +21,103 @@ pub struct AcceptedReceipt {
     pub published_at: Option<DateTime<Utc>>,
 }
 
-/// Records a receipt as accepted; false when the merchant had sent this transaction id before.
-pub fn accept(
-    conn: &mut PgConnection,
-    merchant_id: &str,
-    receipt: &Receipt,
-    content_hash: &str,
-    received_at: DateTime<Utc>,
-) -> QueryResult<bool> {
-    let inserted = diesel::insert_into(accepted_receipts::table)
-        .values((
-            accepted_receipts::merchant_id.eq(merchant_id),
-            accepted_receipts::transaction_id.eq(&receipt.transaction_id),
-            accepted_receipts::place_id.eq(&receipt.place_id),
-            accepted_receipts::content_hash.eq(content_hash),
-            accepted_receipts::receipt.eq(serde_json::to_value(receipt).unwrap_or_default()),
-            accepted_receipts::received_at.eq(received_at),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    Ok(inserted == 1)
+/// A receipt to record as accepted.
+pub struct NewAccepted<'a> {
+    pub merchant_id: &'a str,
+    pub receipt: &'a Receipt,
+    pub content_hash: &'a str,
 }
 
-/// The content hash and acceptance time of a receipt accepted before.
-pub fn fingerprint(
+/// A merchant's transaction id: what makes a receipt unique.
+pub type ReceiptKey = (String, String);
+
+#[derive(QueryableByName)]
+struct Fingerprint {
+    #[diesel(sql_type = Text)]
+    merchant_id: String,
+    #[diesel(sql_type = Text)]
+    transaction_id: String,
+    #[diesel(sql_type = Text)]
+    content_hash: String,
+    #[diesel(sql_type = Timestamptz)]
+    received_at: DateTime<Utc>,
+}
+
+/// Records receipts as accepted, in one statement, and returns the keys of those recorded; a receipt whose
+/// merchant had sent its transaction id before is left out. A key must appear at most once among `receipts`.
+pub fn accept_all(
     conn: &mut PgConnection,
-    merchant_id: &str,
-    transaction_id: &str,
-) -> QueryResult<(String, DateTime<Utc>)> {
-    accepted_receipts::table
-        .find((merchant_id, transaction_id))
-        .select((accepted_receipts::content_hash, accepted_receipts::received_at))
-        .first(conn)
+    receipts: &[NewAccepted],
+    received_at: DateTime<Utc>,
+) -> QueryResult<HashSet<ReceiptKey>> {
+    if receipts.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut merchant_ids = Vec::with_capacity(receipts.len());
+    let mut transaction_ids = Vec::with_capacity(receipts.len());
+    let mut place_ids = Vec::with_capacity(receipts.len());
+    let mut content_hashes = Vec::with_capacity(receipts.len());
+    let mut bodies = Vec::with_capacity(receipts.len());
+    for new in receipts {
+        merchant_ids.push(new.merchant_id);
+        transaction_ids.push(new.receipt.transaction_id.as_str());
+        place_ids.push(new.receipt.place_id.as_str());
+        content_hashes.push(new.content_hash);
+        bodies.push(serde_json::to_value(new.receipt).unwrap_or_default());
+    }
+    // Keys are inserted in order, so that two transactions inserting overlapping keys wait for each other
+    // instead of deadlocking.
+    let recorded: Vec<Fingerprint> = diesel::sql_query(
+        "INSERT INTO accepted_receipts (merchant_id, transaction_id, place_id, content_hash, receipt, received_at)
+         SELECT merchant_id, transaction_id, place_id, content_hash, receipt, $6
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
+             AS new (merchant_id, transaction_id, place_id, content_hash, receipt)
+         ORDER BY merchant_id, transaction_id
+         ON CONFLICT DO NOTHING
+         RETURNING merchant_id, transaction_id, content_hash, received_at",
+    )
+    .bind::<Array<Text>, _>(merchant_ids)
+    .bind::<Array<Text>, _>(transaction_ids)
+    .bind::<Array<Text>, _>(place_ids)
+    .bind::<Array<Text>, _>(content_hashes)
+    .bind::<Array<Jsonb>, _>(bodies)
+    .bind::<Timestamptz, _>(received_at)
+    .load(conn)?;
+    Ok(recorded
+        .into_iter()
+        .map(|row| (row.merchant_id, row.transaction_id))
+        .collect())
+}
+
+/// The content hash and acceptance time of each of these receipts that was accepted before.
+pub fn fingerprints(
+    conn: &mut PgConnection,
+    keys: &BTreeSet<ReceiptKey>,
+) -> QueryResult<HashMap<ReceiptKey, (String, DateTime<Utc>)>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (merchant_ids, transaction_ids): (Vec<&String>, Vec<&String>) = keys
+        .iter()
+        .map(|(merchant, transaction)| (merchant, transaction))
+        .unzip();
+    let found: Vec<Fingerprint> = diesel::sql_query(
+        "SELECT a.merchant_id, a.transaction_id, a.content_hash, a.received_at
+         FROM unnest($1::text[], $2::text[]) AS key (merchant_id, transaction_id)
+         JOIN accepted_receipts AS a USING (merchant_id, transaction_id)",
+    )
+    .bind::<Array<Text>, _>(merchant_ids)
+    .bind::<Array<Text>, _>(transaction_ids)
+    .load(conn)?;
+    Ok(found
+        .into_iter()
+        .map(|row| {
+            (
+                (row.merchant_id, row.transaction_id),
+                (row.content_hash, row.received_at),
+            )
+        })
+        .collect())
 }
 
 /// The accepted record of a transaction id, within a merchant scope (None: any merchant).

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Text};
 
 use crate::domain::receipt::ReceiptEnvelope;
 use crate::store::schema::outbox;
@@ -18,17 +19,36 @@ pub struct Pending {
     pub payload: String,
 }
 
-/// Queues an accepted receipt for Kafka (in the transaction that accepts it).
-pub fn enqueue(conn: &mut PgConnection, envelope: &ReceiptEnvelope) -> QueryResult<()> {
-    let receipt = &envelope.receipt;
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::merchant_id.eq(&envelope.merchant_id),
-            outbox::transaction_id.eq(&receipt.transaction_id),
-            outbox::message_key.eq(&receipt.place_id),
-            outbox::payload.eq(envelope.to_json()),
-        ))
-        .execute(conn)?;
+/// Queues accepted receipts for Kafka, in the transaction that accepts them, in the order given.
+pub fn enqueue_all(conn: &mut PgConnection, envelopes: &[ReceiptEnvelope]) -> QueryResult<()> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let merchant_ids: Vec<&str> = envelopes
+        .iter()
+        .map(|envelope| envelope.merchant_id.as_str())
+        .collect();
+    let transaction_ids: Vec<&str> = envelopes
+        .iter()
+        .map(|envelope| envelope.receipt.transaction_id.as_str())
+        .collect();
+    let keys: Vec<&str> = envelopes
+        .iter()
+        .map(|envelope| envelope.receipt.place_id.as_str())
+        .collect();
+    let payloads: Vec<String> = envelopes.iter().map(ReceiptEnvelope::to_json).collect();
+    diesel::sql_query(
+        "INSERT INTO outbox (merchant_id, transaction_id, message_key, payload)
+         SELECT merchant_id, transaction_id, message_key, payload
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+             AS new (merchant_id, transaction_id, message_key, payload, position)
+         ORDER BY position",
+    )
+    .bind::<Array<Text>, _>(merchant_ids)
+    .bind::<Array<Text>, _>(transaction_ids)
+    .bind::<Array<Text>, _>(keys)
+    .bind::<Array<Text>, _>(payloads)
+    .execute(conn)?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! counters kept by the consumer. This module owns every write to it, and every read of places in a
 //! caller's scope starts from [`in_scope`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -11,35 +11,63 @@ use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz};
 
 use crate::store::schema::places;
 
-/// Registers a place for a merchant unless it exists, and returns its owner (who may be another merchant).
-/// The row is locked for share until the transaction ends, so ownership cannot change under the caller.
-pub fn claim(conn: &mut PgConnection, place_id: &str, merchant_id: &str) -> QueryResult<String> {
-    diesel::insert_into(places::table)
-        .values((places::place_id.eq(place_id), places::merchant_id.eq(merchant_id)))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    places::table
-        .find(place_id)
-        .select(places::merchant_id)
-        .for_share()
-        .first(conn)
+/// Registers each place that does not exist yet for the merchant that named it, and returns the owner of
+/// every place named (who may be another merchant). The rows are locked for key share until the transaction
+/// ends, so no place can vanish under the caller.
+pub fn claim_all(
+    conn: &mut PgConnection,
+    claims: &BTreeMap<String, String>,
+) -> QueryResult<HashMap<String, String>> {
+    register_missing(conn, claims)?;
+    let place_ids: Vec<&String> = claims.keys().collect();
+    let owners: Vec<(String, String)> = places::table
+        .filter(places::place_id.eq_any(place_ids))
+        .order(places::place_id)
+        .select((places::place_id, places::merchant_id))
+        .for_key_share()
+        .load(conn)?;
+    Ok(owners.into_iter().collect())
 }
 
-/// The merchant's only place, when it has exactly one.
-pub fn sole_place(conn: &mut PgConnection, merchant_id: &str) -> QueryResult<Option<String>> {
-    let found: Vec<String> = places::table
-        .filter(places::merchant_id.eq(merchant_id))
-        .select(places::place_id)
-        .limit(2)
-        .load(conn)?;
-    Ok(match found.as_slice() {
-        [only] => Some(only.clone()),
-        _ => None,
-    })
+#[derive(QueryableByName)]
+struct MerchantPlace {
+    #[diesel(sql_type = Text)]
+    merchant_id: String,
+    #[diesel(sql_type = Text)]
+    place_id: String,
+}
+
+/// The only place of each of these merchants that has exactly one.
+pub fn sole_places(
+    conn: &mut PgConnection,
+    merchant_ids: &BTreeSet<String>,
+) -> QueryResult<HashMap<String, String>> {
+    let found: Vec<MerchantPlace> = diesel::sql_query(
+        "SELECT m.merchant_id, p.place_id
+         FROM unnest($1::text[]) AS m (merchant_id)
+         CROSS JOIN LATERAL (SELECT place_id FROM places WHERE places.merchant_id = m.merchant_id LIMIT 2) AS p",
+    )
+    .bind::<Array<Text>, _>(merchant_ids.iter().collect::<Vec<_>>())
+    .load(conn)?;
+    let mut places: HashMap<String, Option<String>> = HashMap::new();
+    for MerchantPlace {
+        merchant_id,
+        place_id,
+    } in found
+    {
+        places
+            .entry(merchant_id)
+            .and_modify(|only| *only = None)
+            .or_insert(Some(place_id));
+    }
+    Ok(places
+        .into_iter()
+        .filter_map(|(merchant_id, only)| Some((merchant_id, only?)))
+        .collect())
 }
 
 /// Registers places that do not exist yet, each for the merchant that named it (the consumer's side of
-/// [`claim`]: the producer registered them first, so this only fills in what a restored backup lacks).
+/// [`claim_all`]: the producer registered them first, so this only fills in what a restored backup lacks).
 pub fn register_missing(conn: &mut PgConnection, owners: &BTreeMap<String, String>) -> QueryResult<()> {
     let (place_ids, merchant_ids): (Vec<&String>, Vec<&String>) = owners.iter().unzip();
     diesel::sql_query(

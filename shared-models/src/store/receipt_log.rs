@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Jsonb, Nullable, Text};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -105,25 +106,55 @@ impl paperclip::v2::schema::Apiv2Schema for Reasons {
     }
 }
 
-/// Appends a row to the receipt log.
-pub fn log_attempt(
-    conn: &mut PgConnection,
-    merchant_id: Option<&str>,
-    transaction_id: Option<&str>,
-    outcome: AttemptOutcome,
-    reasons: Option<Value>,
-    rejected_body: Option<&str>,
-) -> QueryResult<()> {
+/// One attempt to log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub merchant_id: Option<String>,
+    pub transaction_id: Option<String>,
+    pub outcome: AttemptOutcome,
+    /// Every problem found: null for an accepted or duplicate attempt.
+    pub reasons: Option<Value>,
+    /// What is kept of a body that could not be judged receipt by receipt.
+    pub rejected_body: Option<String>,
+}
+
+/// Appends rows to the receipt log, in the order given, in one statement.
+pub fn log_attempts(conn: &mut PgConnection, attempts: &[Attempt]) -> QueryResult<()> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
     // Text from the client may hold U+0000, which PostgreSQL cannot store: it is logged escaped.
-    diesel::insert_into(receipt_log::table)
-        .values((
-            receipt_log::merchant_id.eq(merchant_id.map(|text| escape_nul(text).into_owned())),
-            receipt_log::transaction_id.eq(transaction_id.map(|text| escape_nul(text).into_owned())),
-            receipt_log::outcome.eq(outcome.as_str()),
-            receipt_log::reasons.eq(reasons.as_ref().map(escape_nul_in_json)),
-            receipt_log::rejected_body.eq(rejected_body.map(|text| escape_nul(text).into_owned())),
-        ))
-        .execute(conn)?;
+    let escaped = |text: &Option<String>| text.as_deref().map(|text| escape_nul(text).into_owned());
+    let merchant_ids: Vec<Option<String>> = attempts
+        .iter()
+        .map(|attempt| escaped(&attempt.merchant_id))
+        .collect();
+    let transaction_ids: Vec<Option<String>> = attempts
+        .iter()
+        .map(|attempt| escaped(&attempt.transaction_id))
+        .collect();
+    let outcomes: Vec<&str> = attempts.iter().map(|attempt| attempt.outcome.as_str()).collect();
+    let reasons: Vec<Option<Value>> = attempts
+        .iter()
+        .map(|attempt| attempt.reasons.as_ref().map(escape_nul_in_json))
+        .collect();
+    let bodies: Vec<Option<String>> = attempts
+        .iter()
+        .map(|attempt| escaped(&attempt.rejected_body))
+        .collect();
+    diesel::sql_query(
+        "INSERT INTO receipt_log (merchant_id, transaction_id, outcome, reasons, rejected_body)
+         SELECT merchant_id, transaction_id, outcome, reasons, rejected_body
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[]) WITH ORDINALITY
+             AS attempt (merchant_id, transaction_id, outcome, reasons, rejected_body, position)
+         ORDER BY position",
+    )
+    .bind::<Array<Nullable<Text>>, _>(merchant_ids)
+    .bind::<Array<Nullable<Text>>, _>(transaction_ids)
+    .bind::<Array<Text>, _>(outcomes)
+    .bind::<Array<Nullable<Jsonb>>, _>(reasons)
+    .bind::<Array<Nullable<Text>>, _>(bodies)
+    .execute(conn)?;
     Ok(())
 }
 

@@ -17,6 +17,8 @@ use shared_models::testing::{fresh_database, service_url, token, unique_name, Re
 use system_tests::config;
 use system_tests::stack::free_port;
 
+mod group_commit;
+
 struct Producer {
     url: String,
     admin: String,

@@ -1,0 +1,140 @@
+//! Group commit. Submissions that arrive while earlier groups are being written queue up; the next free
+//! writer takes every one waiting (up to a limit) and writes them in one transaction, so one commit, and
+//! one flush of PostgreSQL's write-ahead log, serves many requests. Under light load a group is a single
+//! request and nothing waits for company. Every request is answered only after the commit that holds it.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use prometheus::Histogram;
+use shared_models::store::PgPool;
+use shared_models::web::ApiError;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{write, Submission, Verdict};
+use crate::config::IntakeConfig;
+
+/// Requests that may wait for a writer before new ones wait to be queued.
+const QUEUE_LENGTH: usize = 4096;
+
+/// The queue of submissions waiting to be written, shared by every HTTP worker.
+pub struct GroupCommit {
+    queue: mpsc::Sender<Waiting>,
+}
+
+/// One request's submissions and where its verdicts go.
+struct Waiting {
+    submissions: Vec<Submission>,
+    answer: oneshot::Sender<Result<Vec<Verdict>, Arc<ApiError>>>,
+}
+
+/// Why a request's group could not be written: the group's own error, told to each of its requests.
+#[derive(Debug, thiserror::Error)]
+#[error("the transaction of this receipt's group failed")]
+struct GroupFailed(#[source] Arc<ApiError>);
+
+/// Why intake is not taking receipts: the process is stopping.
+#[derive(Debug, thiserror::Error)]
+#[error("receipt intake has stopped")]
+struct Stopped;
+
+impl GroupCommit {
+    /// Starts the writers on the current runtime.
+    pub fn start(pool: PgPool, config: &IntakeConfig, group_sizes: Histogram) -> GroupCommit {
+        let (queue, waiting) = mpsc::channel(QUEUE_LENGTH);
+        tokio::spawn(gather(
+            waiting,
+            pool,
+            config.group_max_receipts.max(1),
+            config.group_writers.max(1),
+            group_sizes,
+        ));
+        GroupCommit { queue }
+    }
+
+    /// Writes the submissions with whatever else is waiting and returns their verdicts, in order, once
+    /// committed. One request's submissions are never split between transactions.
+    pub async fn submit(&self, submissions: Vec<Submission>) -> Result<Vec<Verdict>, ApiError> {
+        let stopped = || ApiError::Unavailable("receipt intake", Box::new(Stopped));
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send(Waiting { submissions, answer })
+            .await
+            .map_err(|_| stopped())?;
+        match answered.await {
+            Ok(Ok(verdicts)) => Ok(verdicts),
+            Ok(Err(failure)) => Err(shared_failure(&failure)),
+            Err(_) => Err(stopped()),
+        }
+    }
+}
+
+/// The error one request of a failed group answers with: the same status as the group's error.
+fn shared_failure(failure: &Arc<ApiError>) -> ApiError {
+    let cause = Box::new(GroupFailed(failure.clone()));
+    match failure.as_ref() {
+        ApiError::Unavailable(what, _) => ApiError::Unavailable(what, cause),
+        _ => ApiError::Internal(cause),
+    }
+}
+
+async fn gather(
+    mut waiting: mpsc::Receiver<Waiting>,
+    pool: PgPool,
+    max_receipts: usize,
+    writers: usize,
+    group_sizes: Histogram,
+) {
+    let writers = Arc::new(Semaphore::new(writers));
+    while let Some(first) = waiting.recv().await {
+        let Ok(writer) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        let mut receipts = first.submissions.len();
+        let mut group = vec![first];
+        while receipts < max_receipts {
+            let Ok(next) = waiting.try_recv() else { break };
+            receipts += next.submissions.len();
+            group.push(next);
+        }
+        group_sizes.observe(receipts as f64);
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit(pool, group).await;
+            drop(writer);
+        });
+    }
+}
+
+/// Writes one group and answers each of its requests.
+async fn commit(pool: PgPool, group: Vec<Waiting>) {
+    let mut answers = Vec::with_capacity(group.len());
+    let mut submissions = Vec::new();
+    for waiting in group {
+        answers.push((waiting.submissions.len(), waiting.answer));
+        submissions.extend(waiting.submissions);
+    }
+    let written = tokio::task::spawn_blocking(move || -> Result<Vec<Verdict>, ApiError> {
+        let mut conn = pool.get()?;
+        Ok(write(&mut conn, &submissions, Utc::now())?)
+    })
+    .await;
+    let written = match written {
+        Ok(written) => written,
+        Err(join_error) => Err(ApiError::Internal(Box::new(join_error))),
+    };
+    match written {
+        Ok(verdicts) => {
+            let mut verdicts = verdicts.into_iter();
+            for (count, answer) in answers {
+                let _ = answer.send(Ok(verdicts.by_ref().take(count).collect()));
+            }
+        }
+        Err(error) => {
+            let failure = Arc::new(error);
+            for (_, answer) in answers {
+                let _ = answer.send(Err(failure.clone()));
+            }
+        }
+    }
+}

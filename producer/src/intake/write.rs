@@ -1,0 +1,283 @@
+//! Writing a group of submissions in one transaction, with one statement per table whatever the group's
+//! size. Each receipt is still decided on its own: the first to name a place claims it, the first to use a
+//! transaction id is accepted, and the ones after it are duplicates or conflicts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::json;
+use shared_models::domain::receipt::{Receipt, ReceiptEnvelope};
+use shared_models::domain::FieldError;
+use shared_models::store::accepted::{self, NewAccepted, ReceiptKey};
+use shared_models::store::receipt_log::{self, Attempt, AttemptOutcome};
+use shared_models::store::{outbox, places};
+
+use super::{Outcome, Submission, Verdict};
+
+/// How many times a group is written again after PostgreSQL chose it as a deadlock's victim.
+const DEADLOCK_RETRIES: u32 = 3;
+
+/// Writes the submissions in one transaction and returns a verdict for each, in order. Nothing is kept
+/// unless everything is: a failure fails the whole group, and no receipt was answered yet.
+pub fn write(
+    conn: &mut PgConnection,
+    submissions: &[Submission],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Verdict>> {
+    // PostgreSQL keeps microseconds: answer with the instant as stored, so a later duplicate answers the same.
+    let now = now.trunc_subsecs(6);
+    let mut retries = 0;
+    loop {
+        match conn.transaction(|conn| write_group(conn, submissions, now)) {
+            Err(error) if retries < DEADLOCK_RETRIES && is_deadlock(&error) => {
+                retries += 1;
+                log::warn!(
+                    "a group of {} receipts is written again after a deadlock",
+                    submissions.len()
+                );
+            }
+            written => return written,
+        }
+    }
+}
+
+fn is_deadlock(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
+/// A submission on its way through the group.
+enum Step {
+    Decided {
+        attempt: Attempt,
+        verdict: Verdict,
+    },
+    Store {
+        merchant_id: String,
+        receipt: Receipt,
+        content_hash: String,
+    },
+}
+
+impl Step {
+    fn refused(
+        merchant_id: &str,
+        transaction_id: &str,
+        reasons: serde_json::Value,
+        verdict: Verdict,
+    ) -> Step {
+        Step::Decided {
+            attempt: Attempt {
+                merchant_id: Some(merchant_id.to_owned()),
+                transaction_id: Some(transaction_id.to_owned()),
+                outcome: AttemptOutcome::Rejected,
+                reasons: Some(reasons),
+                rejected_body: None,
+            },
+            verdict,
+        }
+    }
+
+    fn key(&self) -> Option<ReceiptKey> {
+        match self {
+            Step::Store {
+                merchant_id, receipt, ..
+            } => Some((merchant_id.clone(), receipt.transaction_id.clone())),
+            Step::Decided { .. } => None,
+        }
+    }
+}
+
+fn write_group(
+    conn: &mut PgConnection,
+    submissions: &[Submission],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Verdict>> {
+    let mut steps = resolve_places(conn, submissions)?;
+    refuse_foreign_places(conn, &mut steps)?;
+
+    // The first receipt of each key is offered; it is new unless the merchant sent that key before.
+    let mut offered = HashSet::new();
+    let first: Vec<bool> = steps
+        .iter()
+        .map(|step| step.key().is_some_and(|key| offered.insert(key)))
+        .collect();
+    let new: Vec<NewAccepted> = steps
+        .iter()
+        .zip(&first)
+        .filter_map(|(step, first)| match step {
+            Step::Store {
+                merchant_id,
+                receipt,
+                content_hash,
+            } if *first => Some(NewAccepted {
+                merchant_id,
+                receipt,
+                content_hash,
+            }),
+            _ => None,
+        })
+        .collect();
+    let recorded = accepted::accept_all(conn, &new, now)?;
+    let is_new = |step: &Step, first: bool| first && step.key().is_some_and(|key| recorded.contains(&key));
+    let compared: BTreeSet<ReceiptKey> = steps
+        .iter()
+        .zip(&first)
+        .filter(|(step, first)| !is_new(step, **first))
+        .filter_map(|(step, _)| step.key())
+        .collect();
+    let earlier = accepted::fingerprints(conn, &compared)?;
+
+    let mut envelopes = Vec::new();
+    let mut attempts = Vec::with_capacity(steps.len());
+    let mut verdicts = Vec::with_capacity(steps.len());
+    for (step, first) in steps.into_iter().zip(first) {
+        let new = is_new(&step, first);
+        let key = step.key();
+        let (attempt, verdict) = match step {
+            Step::Decided { attempt, verdict } => (attempt, verdict),
+            Step::Store {
+                merchant_id,
+                receipt,
+                content_hash,
+            } => {
+                let (outcome, logged, reasons) = if new {
+                    (
+                        Outcome::Accepted { received_at: now },
+                        AttemptOutcome::Accepted,
+                        None,
+                    )
+                } else {
+                    match key.as_ref().and_then(|key| earlier.get(key)) {
+                        Some((hash, received_at)) if *hash == content_hash => (
+                            Outcome::Duplicate {
+                                received_at: *received_at,
+                            },
+                            AttemptOutcome::Duplicate,
+                            None,
+                        ),
+                        Some(_) => (
+                            Outcome::Conflict,
+                            AttemptOutcome::Conflict,
+                            Some(json!([{
+                                "code": "transaction_conflict",
+                                "message": "same transaction_id, different content",
+                            }])),
+                        ),
+                        None => return Err(DieselError::NotFound),
+                    }
+                };
+                let attempt = Attempt {
+                    merchant_id: Some(merchant_id.clone()),
+                    transaction_id: Some(receipt.transaction_id.clone()),
+                    outcome: logged,
+                    reasons,
+                    rejected_body: None,
+                };
+                if new {
+                    envelopes.push(ReceiptEnvelope::new(merchant_id, now, receipt));
+                }
+                (attempt, Verdict::Stored(outcome))
+            }
+        };
+        attempts.push(attempt);
+        verdicts.push(verdict);
+    }
+    outbox::enqueue_all(conn, &envelopes)?;
+    receipt_log::log_attempts(conn, &attempts)?;
+    Ok(verdicts)
+}
+
+/// Gives each storable receipt its place: the one it names, or its merchant's only place.
+fn resolve_places(conn: &mut PgConnection, submissions: &[Submission]) -> QueryResult<Vec<Step>> {
+    let placeless: BTreeSet<String> = submissions
+        .iter()
+        .filter_map(|submission| match submission {
+            Submission::Storable { merchant_id, receipt } if receipt.place_id.is_none() => {
+                Some(merchant_id.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let sole = if placeless.is_empty() {
+        HashMap::new()
+    } else {
+        places::sole_places(conn, &placeless)?
+    };
+    Ok(submissions
+        .iter()
+        .map(|submission| match submission {
+            Submission::Refused { attempt, verdict } => Step::Decided {
+                attempt: attempt.clone(),
+                verdict: verdict.clone(),
+            },
+            Submission::Storable { merchant_id, receipt } => {
+                match receipt.place_id.as_ref().or_else(|| sole.get(merchant_id)) {
+                    Some(place_id) => {
+                        let receipt = receipt.clone().into_receipt(place_id.clone());
+                        Step::Store {
+                            merchant_id: merchant_id.clone(),
+                            content_hash: receipt.content_hash(),
+                            receipt,
+                        }
+                    }
+                    None => {
+                        let details = vec![FieldError::new(
+                            "place_id",
+                            "required",
+                            "place_id is required unless the merchant has exactly one place",
+                        )];
+                        Step::refused(
+                            merchant_id,
+                            receipt.transaction_id(),
+                            json!(details),
+                            Verdict::Invalid(details),
+                        )
+                    }
+                }
+            }
+        })
+        .collect())
+}
+
+/// Registers the places named for the first time (the first merchant to name one in the group claims it)
+/// and refuses receipts for places another merchant owns.
+fn refuse_foreign_places(conn: &mut PgConnection, steps: &mut [Step]) -> QueryResult<()> {
+    let mut claims = BTreeMap::new();
+    for step in steps.iter() {
+        if let Step::Store {
+            merchant_id, receipt, ..
+        } = step
+        {
+            claims
+                .entry(receipt.place_id.clone())
+                .or_insert_with(|| merchant_id.clone());
+        }
+    }
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let owners = places::claim_all(conn, &claims)?;
+    for step in steps.iter_mut() {
+        if let Step::Store {
+            merchant_id, receipt, ..
+        } = step
+        {
+            if owners.get(&receipt.place_id) != Some(merchant_id) {
+                let reasons = json!([{ "code": "place_forbidden", "message": "the place belongs to another merchant" }]);
+                *step = Step::refused(
+                    merchant_id,
+                    &receipt.transaction_id,
+                    reasons,
+                    Verdict::Stored(Outcome::ForeignPlace),
+                );
+            }
+        }
+    }
+    Ok(())
+}
