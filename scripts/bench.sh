@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The benchmarks (docs/performance.md), on release builds with PostgreSQL's fsync and synchronous_commit on:
+#   intake     the pgbench ceiling, intake flat out, the whole pipeline at 80% of it (BENCH_PIPELINE_SECONDS,
+#              default 300) with backlog, lag and freshness sampled, and every process's peak memory
+#   drain      the consumer draining a backlog (BENCH_DRAIN_RECEIPTS, default 500,000)
 #   analytics  analytics at scale over HTTP, on a PostgreSQL of its own in .bench/ (kept between runs, so each
 #              dataset is seeded once); BENCH_DATASETS chooses the datasets
-#   drain      the consumer draining a backlog, on a whole stack of release processes; BENCH_DRAIN_RECEIPTS
-#              sets the backlog
-# `scripts/bench.sh` runs both; `scripts/bench.sh drain` (or analytics) one. Reports go to target/bench/.
+# `scripts/bench.sh` runs all three; `scripts/bench.sh intake` (or drain, analytics) one. Each writes its part
+# to target/bench/; the run's report, with its charts, goes to bench/results/<date>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -12,6 +14,15 @@ cd "$(dirname "$0")/.."
 ensure_dependencies
 cargo build --release --bins
 which="${1:-all}"
+rm -f target/bench/*.md target/bench/*.svg
+
+if [ "$which" = all ] || [ "$which" = intake ]; then
+  PGBENCH="$(pg_bin_dir)/pgbench" TEST_TANSU_BIN="$TANSU_BIN" cargo bench -p system-tests --bench intake
+fi
+
+if [ "$which" = all ] || [ "$which" = drain ]; then
+  TEST_TANSU_BIN="$TANSU_BIN" cargo bench -p system-tests --bench drain
+fi
 
 if [ "$which" = all ] || [ "$which" = analytics ]; then
   STATE="$PWD/.bench"
@@ -29,6 +40,25 @@ if [ "$which" = all ] || [ "$which" = analytics ]; then
   trap - EXIT
 fi
 
-if [ "$which" = all ] || [ "$which" = drain ]; then
-  TEST_TANSU_BIN="$TANSU_BIN" cargo bench -p system-tests --bench drain
-fi
+RESULTS="bench/results/$(date -u +%Y-%m-%d)"
+mkdir -p "$RESULTS"
+{
+  echo "# Benchmark report, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);" \
+    "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)');" \
+    "command: \`scripts/bench.sh $which\`."
+  for part in intake drain analytics; do
+    if [ -f "target/bench/$part.md" ]; then
+      echo
+      echo "## $part"
+      echo
+      cat "target/bench/$part.md"
+    fi
+  done
+  for chart in target/bench/*.svg; do
+    [ -f "$chart" ] && printf '\n![%s](%s)\n' "$(basename "$chart" .svg)" "$(basename "$chart")"
+  done
+} > "$RESULTS/report.md"
+cp target/bench/*.svg "$RESULTS/" 2>/dev/null || true
+log "report: $RESULTS/report.md"

@@ -5,7 +5,7 @@
 //! the consumer's peak resident memory. Prints a table and writes it to `target/bench/drain.md`. Asserts
 //! nothing about speed.
 //!
-//! `BENCH_DRAIN_RECEIPTS` sets the backlog (default 200,000); `BENCH_BIN_DIR` runs the services from another
+//! `BENCH_DRAIN_RECEIPTS` sets the backlog (default 500,000); `BENCH_BIN_DIR` runs the services from another
 //! directory of binaries, to measure another build on the same machine in the same way.
 
 use std::path::PathBuf;
@@ -101,7 +101,7 @@ fn main() {
     let count: usize = std::env::var("BENCH_DRAIN_RECEIPTS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(500_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

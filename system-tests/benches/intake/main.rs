@@ -1,0 +1,293 @@
+//! Intake and the whole pipeline (`make bench`, which runs `scripts/bench.sh`), on a stack of release
+//! processes with PostgreSQL's fsync and synchronous_commit on:
+//! 1. the ceiling: pgbench, one transaction per receipt (`ceiling.sql`), 32 clients;
+//! 2. intake flat out: `loadgen` from 32 connections;
+//! 3. the whole pipeline at 80% of that rate for `BENCH_PIPELINE_SECONDS`, with the outbox backlog and the
+//!    consumer's lag sampled every second and freshness probed (a receipt's 202 until `GET /api/analytics/`
+//!    counts it);
+//! 4. the peak resident memory of each process.
+//!
+//! Steps 1 and 2 take the median of three rounds of `BENCH_INTAKE_SECONDS`, one after the other on the same
+//! stack. Prints the report and writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
+
+mod chart;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use system_tests::loadgen::receipts::Mix;
+use system_tests::loadgen::report::percentile;
+use system_tests::loadgen::{self, Counters, Plan, Report};
+use system_tests::stack::Stack;
+
+use chart::Series;
+
+const ROUNDS: usize = 3;
+const CONNECTIONS: usize = 32;
+
+fn seconds(variable: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(variable)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Transactions a second pgbench reached with `ceiling.sql`.
+fn pgbench_round(stack: &Stack, duration: Duration) -> f64 {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/intake/ceiling.sql");
+    let output = Command::new(std::env::var("PGBENCH").unwrap_or_else(|_| "pgbench".into()))
+        .args(["-n", "-c", &CONNECTIONS.to_string(), "-j", "2", "-T"])
+        .arg(duration.as_secs().to_string())
+        .arg("-f")
+        .arg(script)
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(stack.pg_port.to_string())
+        .arg("postgres")
+        .output()
+        .expect("pgbench runs (PGBENCH names it)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench reported no tps: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+fn prepare_ceiling(conn: &mut PgConnection) {
+    diesel::sql_query(
+        "DROP TABLE IF EXISTS ceiling_receipts, ceiling_outbox;
+         CREATE TABLE ceiling_receipts (merchant_id TEXT NOT NULL, transaction_id TEXT NOT NULL, body JSONB NOT NULL,
+             received_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (merchant_id, transaction_id));
+         CREATE TABLE ceiling_outbox (id BIGSERIAL PRIMARY KEY, merchant_id TEXT NOT NULL, transaction_id TEXT NOT NULL,
+             payload TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), published_at TIMESTAMPTZ);",
+    )
+    .execute(conn)
+    .expect("the ceiling's tables");
+}
+
+fn plan(stack: &Stack, run: &str, rate: Option<f64>, duration: Duration, freshness: bool) -> Plan {
+    Plan {
+        producer: stack.producer_url.clone(),
+        consumer: freshness.then(|| stack.consumer_url.clone()),
+        token: stack.admin_token.clone(),
+        connections: CONNECTIONS,
+        rate,
+        duration,
+        mix: Mix {
+            merchants: 20,
+            places: 100,
+            repeats: 0.0,
+            invalid: 0.0,
+        },
+        run: run.to_owned(),
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// Accepted receipts not yet acknowledged by Kafka.
+fn outbox_backlog(conn: &mut PgConnection) -> i64 {
+    diesel::sql_query("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .get_result::<Count>(conn)
+        .map_or(-1, |row| row.count)
+}
+
+/// Messages on the topic the consumer has not stored, from its `/metrics`.
+async fn consumer_lag(http: &reqwest::Client, consumer: &str) -> f64 {
+    let Ok(answer) = http.get(format!("{consumer}/metrics")).send().await else {
+        return -1.0;
+    };
+    let text = answer.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|line| line.starts_with("consumer_lag_messages{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// One sample a second: (second, outbox backlog, consumer lag).
+type Sample = (f64, f64, f64);
+
+async fn sample_until(stack: &Stack, duration: Duration) -> Vec<Sample> {
+    let http = reqwest::Client::new();
+    let mut conn = PgConnection::establish(&stack.database_url).expect("PostgreSQL");
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < duration {
+        let next = Instant::now() + Duration::from_secs(1);
+        let backlog = outbox_backlog(&mut conn) as f64;
+        let lag = consumer_lag(&http, &stack.consumer_url).await;
+        samples.push((started.elapsed().as_secs_f64(), backlog, lag));
+        tokio::time::sleep_until(next.into()).await;
+    }
+    samples
+}
+
+/// Mean of backlog plus lag over the first and the last minute (after a 30 s warm-up): an upward trend shows
+/// as a last minute well above the first.
+fn trend(samples: &[Sample]) -> (f64, f64) {
+    let queued = |window: &[&Sample]| {
+        window.iter().map(|(_, backlog, lag)| backlog + lag).sum::<f64>() / window.len().max(1) as f64
+    };
+    let last = samples.last().map_or(0.0, |(second, _, _)| *second);
+    let first: Vec<&Sample> = samples
+        .iter()
+        .filter(|(s, _, _)| (30.0..90.0).contains(s))
+        .collect();
+    let end: Vec<&Sample> = samples.iter().filter(|(s, _, _)| *s >= last - 60.0).collect();
+    (queued(&first), queued(&end))
+}
+
+fn ms(report: &Report, share: f64) -> String {
+    format!("{:.1} ms", report.latency_ms(share))
+}
+
+fn main() {
+    if !std::env::args().any(|argument| argument == "--bench") {
+        println!("the intake benchmark runs under `make bench`");
+        return;
+    }
+    let round_length = seconds("BENCH_INTAKE_SECONDS", 20);
+    let pipeline_length = seconds("BENCH_PIPELINE_SECONDS", 300);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut builder = Stack::builder()
+            .durable_postgres()
+            .env("RUST_LOG", "error")
+            .env("DATABASE_POOL_SIZE", "10");
+        if let Some(dir) = std::env::var_os("BENCH_BIN_DIR") {
+            builder = builder.binaries_from(PathBuf::from(dir));
+        }
+        let stack = builder.start().await;
+        let mut conn = PgConnection::establish(&stack.database_url).expect("PostgreSQL");
+        prepare_ceiling(&mut conn);
+
+        let mut ceilings = Vec::new();
+        let mut intakes = Vec::new();
+        for round in 0..ROUNDS {
+            let ceiling = pgbench_round(&stack, round_length);
+            println!("round {}: pgbench ceiling {ceiling:.0} tx/s", round + 1);
+            ceilings.push(ceiling);
+            let run = format!("flat-{round}-{}", std::process::id());
+            let report = loadgen::run(plan(&stack, &run, None, round_length, false), Arc::default()).await;
+            println!("round {}: intake flat out\n{report}", round + 1);
+            intakes.push(report);
+        }
+        let ceiling = median(ceilings.clone());
+        intakes.sort_by(|a, b| a.accepted_per_second().total_cmp(&b.accepted_per_second()));
+        let intake = &intakes[ROUNDS / 2];
+        let saturation = intake.accepted_per_second();
+
+        let rate = 0.8 * saturation;
+        println!("the whole pipeline at {rate:.0} receipts/s for {} s", pipeline_length.as_secs());
+        let run = format!("pipeline-{}", std::process::id());
+        let counters = Arc::new(Counters::default());
+        let (pipeline, samples) = tokio::join!(
+            loadgen::run(plan(&stack, &run, Some(rate), pipeline_length, true), counters),
+            sample_until(&stack, pipeline_length)
+        );
+        println!("{pipeline}");
+        let (first_minute, last_minute) = trend(&samples);
+        let rss = |name: &str| stack.peak_rss_kib(name).unwrap_or_default() as f64 / 1024.0;
+
+        let mut per_second_p99 = Vec::new();
+        for second in &pipeline.seconds {
+            let mut latencies = second.latencies.clone();
+            latencies.sort_unstable();
+            per_second_p99.push(percentile(&latencies, 0.99) as f64 / 1000.0);
+        }
+        let report = format!(
+            "| what | measured |\n|---|---|\n\
+             | pgbench ceiling, one transaction per receipt, {CONNECTIONS} clients (median of {ROUNDS} rounds of {round} s) | {ceiling:.0} tx/s (rounds: {ceilings}) |\n\
+             | intake flat out, {CONNECTIONS} connections, unique receipts (median round) | {saturation:.0} receipts/s = {ratio:.2}x the ceiling; p50 {p50}, p95 {p95}, p99 {p99}, max {max} (rounds: {rounds}) |\n\
+             | whole pipeline at 80% ({rate:.0} receipts/s) for {pipeline_s} s | {accepted:.0} receipts/s accepted; p50 {pp50}, p99 {pp99}, max {pmax}; answers {statuses:?} |\n\
+             | freshness (202 until counted by `GET /api/analytics/`), {samples} samples | p50 {f50} ms, p95 {f95} ms, max {fmax} ms |\n\
+             | outbox backlog + consumer lag, mean over the first and the last minute | {first_minute:.0} then {last_minute:.0} messages (max backlog {max_backlog:.0}, max lag {max_lag:.0}) |\n\
+             | peak RSS | producer {producer_rss:.0} MB, consumer {consumer_rss:.0} MB, worker {worker_rss:.0} MB |\n",
+            round = round_length.as_secs(),
+            ceilings = ceilings.iter().map(|tps| format!("{tps:.0}")).collect::<Vec<_>>().join(", "),
+            ratio = saturation / ceiling,
+            p50 = ms(intake, 0.50),
+            p95 = ms(intake, 0.95),
+            p99 = ms(intake, 0.99),
+            max = ms(intake, 1.0),
+            rounds = intakes.iter().map(|r| format!("{:.0}", r.accepted_per_second())).collect::<Vec<_>>().join(", "),
+            pipeline_s = pipeline_length.as_secs(),
+            accepted = pipeline.accepted_per_second(),
+            pp50 = ms(&pipeline, 0.50),
+            pp99 = ms(&pipeline, 0.99),
+            pmax = ms(&pipeline, 1.0),
+            statuses = pipeline.statuses,
+            samples = pipeline.freshness.len(),
+            f50 = pipeline.freshness_ms(0.50),
+            f95 = pipeline.freshness_ms(0.95),
+            fmax = pipeline.freshness_ms(1.0),
+            max_backlog = samples.iter().map(|s| s.1).fold(0.0, f64::max),
+            max_lag = samples.iter().map(|s| s.2).fold(0.0, f64::max),
+            producer_rss = rss("producer"),
+            consumer_rss = rss("consumer-1"),
+            worker_rss = rss("worker-1"),
+        );
+        println!("{report}");
+        let throughput = chart::lines(
+            "The whole pipeline at 80%: receipts accepted per second (blue) and p99 latency in ms (red)",
+            "",
+            &[
+                Series {
+                    name: "accepted/s",
+                    colour: "#1f6fb4",
+                    points: pipeline.seconds.iter().enumerate().map(|(s, second)| (s as f64, second.accepted as f64)).collect(),
+                },
+                Series {
+                    name: "p99 ms",
+                    colour: "#c0392b",
+                    points: per_second_p99.iter().enumerate().map(|(s, p99)| (s as f64, *p99)).collect(),
+                },
+            ],
+        );
+        let queues = chart::lines(
+            "The whole pipeline at 80%: outbox backlog (blue) and consumer lag (red), messages",
+            "",
+            &[
+                Series {
+                    name: "outbox backlog",
+                    colour: "#1f6fb4",
+                    points: samples.iter().map(|(s, backlog, _)| (*s, *backlog)).collect(),
+                },
+                Series {
+                    name: "consumer lag",
+                    colour: "#c0392b",
+                    points: samples.iter().map(|(s, _, lag)| (*s, *lag)).collect(),
+                },
+            ],
+        );
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+        std::fs::create_dir_all(&dir).expect("target/bench");
+        std::fs::write(dir.join("intake.md"), &report).expect("write the report");
+        std::fs::write(dir.join("pipeline-throughput.svg"), throughput).expect("write a chart");
+        std::fs::write(dir.join("pipeline-queues.svg"), queues).expect("write a chart");
+    });
+}
