@@ -1,11 +1,18 @@
-//! The rollup tiers kept up to date by recompute jobs hold exactly what a rebuild from the receipts holds:
-//! receipts arriving in rounds (late ones among them, across day, month and year boundaries), recomputed
-//! in chunks as the consumer queues them, some recomputed again, some receipts removed.
+//! The rollup tiers hold exactly what a rebuild from the receipts holds: kept up to date by recompute jobs
+//! (receipts arriving in rounds, late ones among them, across day, month and year boundaries, recomputed in
+//! chunks as the consumer queues them, some recomputed again, some receipts removed), and by consumers adding
+//! their batches while recomputes run.
 
-use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Timestamptz};
+use rust_decimal::Decimal;
 use shared_models::domain::jobs::HourBucket;
+use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
+use shared_models::store::receipts::store_receipts;
 use shared_models::store::rollups::{self, Level};
 use shared_models::testing::fresh_database;
 
@@ -146,6 +153,103 @@ fn recomputed_tiers_hold_exactly_what_a_rebuild_from_the_receipts_holds() {
         .iter()
         .filter(|row| !rebuilt.contains(row))
         .chain(rebuilt.iter().filter(|row| !incremental.contains(row)))
+        .take(10)
+        .collect();
+    assert!(differences.is_empty(), "rows that differ: {differences:#?}");
+}
+
+/// Receipt `index` of a consumer's share: one of 6 places of 2 merchants, within 6 hours that cross midnight
+/// at the end of a month, one to three lines in 4 categories (some lines repeat a category).
+fn envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
+    let place = (index * 5 + consumer) % 6;
+    let items: Vec<LineItem> = (0..1 + index % 3)
+        .map(|line| LineItem {
+            product_id: format!("sku-{line}"),
+            quantity: Decimal::new(1_000 + (index % 7) as i64 * 125, 3),
+            price: Decimal::new(199 + (index * 31 + line * 7) as i64 % 800, 2),
+            category: format!("category-{}", (index + line / 2) % 4),
+            extra: Default::default(),
+        })
+        .collect();
+    let total: Decimal = items.iter().map(LineItem::amount).sum();
+    let start = Utc
+        .with_ymd_and_hms(2024, 1, 31, 21, 0, 0)
+        .single()
+        .expect("instant");
+    let receipt = Receipt {
+        transaction_id: format!("c{consumer}-{index}"),
+        place_id: format!("place-{place}"),
+        place_name: None,
+        timestamp: start + TimeDelta::seconds((index as i64 * 7_919) % 21_600),
+        items,
+        total_amount: total,
+        vat_amount: (total / Decimal::from(10)).round_dp(2),
+        tips_amount: Decimal::new((index % 3) as i64 * 50, 2),
+        payment_method: "card".into(),
+        extra: Default::default(),
+    };
+    ReceiptEnvelope::new(format!("merchant-{}", place % 2), Utc::now(), receipt)
+}
+
+#[test]
+fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebuild() {
+    let (_, pool) = fresh_database();
+    let storing = Arc::new(AtomicBool::new(true));
+    // Two consumers store batches of the same places and hours at the same time (the second redelivers part
+    // of the first's share), while a worker recomputes every hour of those places over and over.
+    let consumers: Vec<_> = (0..2)
+        .map(|consumer| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let mut conn = pool.get().expect("connection");
+                for batch in 0..30 {
+                    let mut envelopes: Vec<ReceiptEnvelope> = (batch * 40..batch * 40 + 40)
+                        .map(|index| envelope(consumer, index))
+                        .collect();
+                    if consumer == 1 && batch % 3 == 0 {
+                        envelopes.extend((batch * 40..batch * 40 + 10).map(|index| envelope(0, index)));
+                    }
+                    store_receipts(&mut conn, &envelopes).expect("a batch is stored without deadlock");
+                }
+            })
+        })
+        .collect();
+    let worker = {
+        let (pool, storing) = (pool.clone(), storing.clone());
+        std::thread::spawn(move || {
+            let mut conn = pool.get().expect("connection");
+            let mut runs = 0;
+            while storing.load(Ordering::Relaxed) || runs == 0 {
+                let buckets = buckets_of(&mut conn, "true");
+                for job in buckets.chunks(4) {
+                    rollups::recompute(&mut conn, job).expect("recompute");
+                }
+                runs += 1;
+            }
+            runs
+        })
+    };
+    for consumer in consumers {
+        consumer.join().expect("a consumer");
+    }
+    storing.store(false, Ordering::Relaxed);
+    let runs = worker.join().expect("the worker");
+    assert!(runs > 1, "the recomputes ran alongside the consumers");
+
+    let mut conn = pool.get().expect("connection");
+    let added = dump(&mut conn);
+    assert!(
+        added
+            .iter()
+            .any(|row| row.starts_with("total_rollups") && row.contains(" month ")),
+        "the consumers' batches reached every tier"
+    );
+    rollups::rebuild_all(&mut conn).expect("rebuild");
+    let rebuilt = dump(&mut conn);
+    let differences: Vec<_> = added
+        .iter()
+        .filter(|row| !rebuilt.contains(row))
+        .chain(rebuilt.iter().filter(|row| !added.contains(row)))
         .take(10)
         .collect();
     assert!(differences.is_empty(), "rows that differ: {differences:#?}");

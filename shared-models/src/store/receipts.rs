@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use crate::domain::jobs::HourBucket;
 use crate::domain::receipt::ReceiptEnvelope;
 use crate::store::places::{self, Purchases};
+use crate::store::rollups::{self, Delta};
 use crate::store::schema::{receipt_lines, receipts};
 
 /// Receipts per `INSERT` (10 parameters each, well under PostgreSQL's 65,535 per statement).
@@ -49,7 +50,8 @@ fn receipt_row(envelope: &ReceiptEnvelope) -> ReceiptRow<'_> {
 
 /// Stores the receipts in one transaction and returns the hour buckets that gained receipts. A receipt
 /// stored before (or twice in the batch) is skipped, so redelivery changes nothing. A handful of statements
-/// per batch, whatever its size: the places it names, its receipts, their lines, the places' counters.
+/// per batch, whatever its size: the places it names, its receipts, their lines, the places' counters, and
+/// what the new receipts add to every rollup tier.
 pub fn store_receipts(
     conn: &mut PgConnection,
     envelopes: &[ReceiptEnvelope],
@@ -142,6 +144,10 @@ pub fn store_receipts(
         if !purchases.is_empty() {
             places::record_purchases(conn, &purchases)?;
         }
+        rollups::add(
+            conn,
+            &Delta::of_receipts(new.iter().map(|(_, envelope)| &envelope.receipt)),
+        )?;
         Ok(touched)
     })
 }

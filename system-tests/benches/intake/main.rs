@@ -17,6 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use system_tests::loadgen::receipts::Mix;
@@ -70,14 +71,13 @@ fn pgbench_round(stack: &Stack, duration: Duration) -> f64 {
 }
 
 fn prepare_ceiling(conn: &mut PgConnection) {
-    diesel::sql_query(
+    conn.batch_execute(
         "DROP TABLE IF EXISTS ceiling_receipts, ceiling_outbox;
          CREATE TABLE ceiling_receipts (merchant_id TEXT NOT NULL, transaction_id TEXT NOT NULL, body JSONB NOT NULL,
              received_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (merchant_id, transaction_id));
          CREATE TABLE ceiling_outbox (id BIGSERIAL PRIMARY KEY, merchant_id TEXT NOT NULL, transaction_id TEXT NOT NULL,
              payload TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), published_at TIMESTAMPTZ);",
     )
-    .execute(conn)
     .expect("the ceiling's tables");
 }
 

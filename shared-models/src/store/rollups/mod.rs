@@ -2,13 +2,17 @@
 //! place, a merchant's places, and every place; each with its figures per category beside it. This module
 //! owns every write to them.
 //!
-//! Every row equals the sum of the receipts below it. A recompute sums a place's hour afresh from its
-//! receipts and adds the difference from the hour's previous figures to the nine buckets above it (the
-//! place's day and month, its merchant's hour, day and month, and the totals'), so its cost does not grow
-//! with the data, a late receipt for last year fixes its hour, day and month, and a second run finds no
-//! difference. Recomputes take one lock, so no difference is ever taken against a half-written hour. A full
-//! rebuild sums everything from the receipts, set-based.
+//! Every row equals the sum of the receipts below it. The consumer adds each batch's receipts to their place
+//! hours and to the nine buckets above each (the place's day and month, its merchant's hour, day and month,
+//! and the totals'), in the transaction that stores them ([`add`]), so analytics count a receipt as soon as
+//! it is stored. A recompute sums a place's hour afresh from its receipts and adds whatever the hour lacks
+//! (or has too much of) the same way, so its cost does not grow with the data, a late receipt for last year
+//! fixes its hour, day and month, and a second run finds no difference. Additions commute, so batches and
+//! recomputes never wait for one another beyond the rows they share; recomputes take one lock, so no
+//! difference is corrected twice. A full rebuild sums everything from the receipts, set-based, with the
+//! tables locked against every writer.
 
+mod delta;
 mod rebuild;
 mod recompute;
 
@@ -18,6 +22,7 @@ use diesel::sql_types::{Nullable, Text, Timestamptz};
 
 use crate::domain::jobs::HourBucket;
 
+pub use delta::{add, CategoryFigures, Delta, HourFigures};
 pub use rebuild::{rebuild_all, rebuild_statements};
 pub use recompute::recompute;
 

@@ -109,6 +109,8 @@ pub fn rebuild_all(conn: &mut PgConnection) -> QueryResult<usize> {
             .iter()
             .flat_map(|level| [level.totals_table(), level.categories_table()])
             .collect();
+        // TRUNCATE holds the tables against every writer until this commits: a consumer batch whose receipts
+        // the rebuild does not see adds them only after it, and one that added before is seen whole.
         diesel::sql_query(format!("TRUNCATE {}", tables.join(", "))).execute(conn)?;
         for level in Level::ALL {
             for grain in Grain::ALL {
