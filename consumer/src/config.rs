@@ -45,4 +45,9 @@ pub struct IngestConfig {
     /// How often the consumer lag on `/metrics` is refreshed (librdkafka statistics), in milliseconds.
     #[arg(long, env = "CONSUMER_LAG_INTERVAL_MS", default_value_t = 5000)]
     pub lag_interval_ms: u64,
+    /// Least time between two recompute jobs from one consumer, in milliseconds: the hour buckets written
+    /// meanwhile go together in the next job. Analytics count a receipt as soon as it is stored; the jobs
+    /// check its hours against the receipts.
+    #[arg(long, env = "CONSUMER_RECOMPUTE_INTERVAL_MS", default_value_t = 5000)]
+    pub recompute_interval_ms: u64,
 }

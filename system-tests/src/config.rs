@@ -81,6 +81,7 @@ pub fn consumer(database: DatabaseConfig, kafka: KafkaConfig, redis: RedisConfig
             store_attempts: 3,
             session_timeout_ms: 30000,
             lag_interval_ms: 500,
+            recompute_interval_ms: 500,
         },
     }
 }

@@ -99,8 +99,10 @@ pub struct Ingest {
     topics: Vec<(String, i32)>,
     pool: PgPool,
     queue: Option<AnalyticsQueue>,
-    /// Buckets written whose recompute job could not be queued yet.
+    /// Buckets written whose recompute job is not queued yet (it waits for the interval, or for Redis).
     pending: BTreeSet<HourBucket>,
+    /// When the last recompute job was queued.
+    last_recompute: Option<Instant>,
     redis_url: String,
     queue_name: String,
     config: IngestConfig,
@@ -165,6 +167,7 @@ impl Ingest {
             pool,
             queue: None,
             pending: BTreeSet::new(),
+            last_recompute: None,
             redis_url: config.redis.redis_url.clone(),
             queue_name: config.redis.analytics_queue.clone(),
             config: config.ingest.clone(),
@@ -183,8 +186,11 @@ impl Ingest {
                 group_checked = Instant::now();
                 self.watch_group();
             }
+            let wait = self
+                .recompute_due_in()
+                .map_or(WATCH_INTERVAL, |due| due.min(WATCH_INTERVAL));
             let first = tokio::select! {
-                message = tokio::time::timeout(WATCH_INTERVAL, self.consumer.recv()) => message,
+                message = tokio::time::timeout(wait, self.consumer.recv()) => message,
                 _ = shutdown.changed() => break,
             };
             let mut batch = Vec::with_capacity(self.config.batch_size);
@@ -202,6 +208,9 @@ impl Ingest {
                     continue;
                 }
                 Err(_) => {
+                    if self.recompute_due_in() == Some(Duration::ZERO) {
+                        self.enqueue_recompute(BTreeSet::new()).await;
+                    }
                     self.watch_assignment(&mut unassigned_since);
                     continue;
                 }
@@ -235,6 +244,10 @@ impl Ingest {
                     );
                 }
             }
+        }
+        if !self.pending.is_empty() {
+            self.last_recompute = None;
+            self.enqueue_recompute(BTreeSet::new()).await;
         }
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             log::warn!("final offset commit failed; the last messages may be redelivered: {error}");

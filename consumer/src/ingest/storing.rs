@@ -13,6 +13,7 @@ use shared_models::queue;
 use shared_models::report::chain;
 use shared_models::store::{self, jobs, DbError};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::{next_delay, pause, Ingest, Stopped};
 
@@ -107,10 +108,26 @@ impl Ingest {
         }
     }
 
-    /// Queues one recompute job for the buckets just written and any left over from batches whose job could
-    /// not be queued (Redis away): they go with the next job that can be.
+    /// How long until the buckets waiting for a recompute job may be queued (none: nothing waits).
+    pub(super) fn recompute_due_in(&self) -> Option<Duration> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let interval = Duration::from_millis(self.config.recompute_interval_ms);
+        Some(
+            self.last_recompute
+                .map_or(Duration::ZERO, |last| interval.saturating_sub(last.elapsed())),
+        )
+    }
+
+    /// Queues one recompute job for the buckets just written and those waiting: at most one job per
+    /// `CONSUMER_RECOMPUTE_INTERVAL_MS`, so buckets written meanwhile (or while Redis was away) wait and go
+    /// together with the next job that can be queued.
     pub(super) async fn enqueue_recompute(&mut self, buckets: BTreeSet<HourBucket>) {
         self.pending.extend(buckets);
+        if self.recompute_due_in() != Some(Duration::ZERO) {
+            return;
+        }
         if self.queue.is_none() {
             match queue::connect(&self.redis_url, &self.queue_name).await {
                 Ok(connected) => self.queue = Some(connected),
@@ -140,6 +157,7 @@ impl Ingest {
             return;
         }
         self.pending.clear();
+        self.last_recompute = Some(Instant::now());
         let pool = self.pool.clone();
         let job_id = job.job_id;
         let recorded = tokio::task::spawn_blocking(move || -> Result<(), DbError> {
