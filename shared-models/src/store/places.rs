@@ -13,13 +13,31 @@ use crate::store::schema::places;
 
 /// Registers each place that does not exist yet for the merchant that named it, and returns the owner of
 /// every place named (who may be another merchant). The rows are locked for key share until the transaction
-/// ends, so no place can vanish under the caller.
+/// ends, so no place can vanish under the caller. Places that exist are only read: an insert that conflicts
+/// with an existing place would wait for the consumer's transaction updating that place's counters.
 pub fn claim_all(
     conn: &mut PgConnection,
     claims: &BTreeMap<String, String>,
 ) -> QueryResult<HashMap<String, String>> {
-    register_missing(conn, claims)?;
-    let place_ids: Vec<&String> = claims.keys().collect();
+    let mut owners = owners_of(conn, claims.keys())?;
+    let missing: BTreeMap<String, String> = claims
+        .iter()
+        .filter(|(place_id, _)| !owners.contains_key(*place_id))
+        .map(|(place_id, merchant_id)| (place_id.clone(), merchant_id.clone()))
+        .collect();
+    if !missing.is_empty() {
+        register_missing(conn, &missing)?;
+        owners.extend(owners_of(conn, missing.keys())?);
+    }
+    Ok(owners)
+}
+
+/// The owners of these places, locked for key share.
+fn owners_of<'a>(
+    conn: &mut PgConnection,
+    place_ids: impl Iterator<Item = &'a String>,
+) -> QueryResult<HashMap<String, String>> {
+    let place_ids: Vec<&String> = place_ids.collect();
     let owners: Vec<(String, String)> = places::table
         .filter(places::place_id.eq_any(place_ids))
         .order(places::place_id)
