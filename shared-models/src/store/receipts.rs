@@ -4,48 +4,93 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use rust_decimal::Decimal;
+use diesel::sql_types::{Array, Int4, Int8, Jsonb, Numeric, Text, Timestamptz};
 
 use crate::domain::jobs::HourBucket;
 use crate::domain::receipt::ReceiptEnvelope;
 use crate::store::places::{self, Purchases};
 use crate::store::rollups::{self, Delta};
-use crate::store::schema::{receipt_lines, receipts};
 
-/// Receipts per `INSERT` (10 parameters each, well under PostgreSQL's 65,535 per statement).
-const RECEIPTS_PER_INSERT: usize = 1_000;
-/// Lines per `INSERT` (7 parameters each).
-const LINES_PER_INSERT: usize = 5_000;
+#[derive(QueryableByName)]
+struct StoredReceipt {
+    #[diesel(sql_type = Int8)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    merchant_id: String,
+    #[diesel(sql_type = Text)]
+    transaction_id: String,
+}
 
-type ReceiptRow<'a> = (
-    diesel::dsl::Eq<receipts::merchant_id, &'a str>,
-    diesel::dsl::Eq<receipts::transaction_id, &'a str>,
-    diesel::dsl::Eq<receipts::place_id, &'a str>,
-    diesel::dsl::Eq<receipts::purchased_at, DateTime<Utc>>,
-    diesel::dsl::Eq<receipts::total_amount, Decimal>,
-    diesel::dsl::Eq<receipts::vat_amount, Decimal>,
-    diesel::dsl::Eq<receipts::tips_amount, Decimal>,
-    diesel::dsl::Eq<receipts::payment_method, &'a str>,
-    diesel::dsl::Eq<receipts::received_at, DateTime<Utc>>,
-    diesel::dsl::Eq<receipts::raw, serde_json::Value>,
-);
-
-fn receipt_row(envelope: &ReceiptEnvelope) -> ReceiptRow<'_> {
-    let receipt = &envelope.receipt;
-    (
-        receipts::merchant_id.eq(envelope.merchant_id.as_str()),
-        receipts::transaction_id.eq(receipt.transaction_id.as_str()),
-        receipts::place_id.eq(receipt.place_id.as_str()),
-        receipts::purchased_at.eq(receipt.timestamp),
-        receipts::total_amount.eq(receipt.total_amount),
-        receipts::vat_amount.eq(receipt.vat_amount),
-        receipts::tips_amount.eq(receipt.tips_amount),
-        receipts::payment_method.eq(receipt.payment_method.as_str()),
-        receipts::received_at.eq(envelope.received_at),
-        receipts::raw.eq(serde_json::to_value(receipt).unwrap_or_default()),
+/// Inserts the receipts that are not stored yet, in one statement; returns the ids of those inserted by key.
+fn insert_receipts(
+    conn: &mut PgConnection,
+    batch: &[&ReceiptEnvelope],
+) -> QueryResult<HashMap<(String, String), i64>> {
+    let receipts = || batch.iter().map(|envelope| &envelope.receipt);
+    let stored: Vec<StoredReceipt> = diesel::sql_query(
+        "INSERT INTO receipts (merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
+                               tips_amount, payment_method, received_at, raw)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::numeric[], $6::numeric[],
+                              $7::numeric[], $8::text[], $9::timestamptz[], $10::jsonb[])
+         ON CONFLICT (merchant_id, transaction_id) DO NOTHING
+         RETURNING id, merchant_id, transaction_id",
     )
+    .bind::<Array<Text>, _>(batch.iter().map(|envelope| envelope.merchant_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(receipts().map(|receipt| receipt.transaction_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(receipts().map(|receipt| receipt.place_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(receipts().map(|receipt| receipt.timestamp).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(receipts().map(|receipt| receipt.total_amount).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(receipts().map(|receipt| receipt.vat_amount).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(receipts().map(|receipt| receipt.tips_amount).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(receipts().map(|receipt| receipt.payment_method.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(batch.iter().map(|envelope| envelope.received_at).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(
+        receipts()
+            .map(|receipt| serde_json::to_value(receipt).unwrap_or_default())
+            .collect::<Vec<_>>(),
+    )
+    .load(conn)?;
+    Ok(stored
+        .into_iter()
+        .map(|row| ((row.merchant_id, row.transaction_id), row.id))
+        .collect())
+}
+
+/// Inserts the lines of the receipts just stored, in one statement.
+fn insert_lines(conn: &mut PgConnection, new: &[(i64, &ReceiptEnvelope)]) -> QueryResult<()> {
+    let mut receipt_ids = Vec::new();
+    let mut line_numbers = Vec::new();
+    let mut products = Vec::new();
+    let mut categories = Vec::new();
+    let mut quantities = Vec::new();
+    let mut prices = Vec::new();
+    let mut amounts = Vec::new();
+    for (id, envelope) in new {
+        for (index, item) in envelope.receipt.items.iter().enumerate() {
+            receipt_ids.push(*id);
+            line_numbers.push(index as i32);
+            products.push(item.product_id.as_str());
+            categories.push(item.category_key());
+            quantities.push(item.quantity);
+            prices.push(item.price);
+            amounts.push(item.amount());
+        }
+    }
+    diesel::sql_query(
+        "INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
+         SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::numeric[], $6::numeric[],
+                              $7::numeric[])",
+    )
+    .bind::<Array<Int8>, _>(receipt_ids)
+    .bind::<Array<Int4>, _>(line_numbers)
+    .bind::<Array<Text>, _>(products)
+    .bind::<Array<Text>, _>(categories)
+    .bind::<Array<Numeric>, _>(quantities)
+    .bind::<Array<Numeric>, _>(prices)
+    .bind::<Array<Numeric>, _>(amounts)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Stores the receipts in one transaction and returns the hour buckets that gained receipts. A receipt
@@ -76,21 +121,7 @@ pub fn store_receipts(
             .collect();
         places::register_missing(conn, &owners)?;
 
-        let mut stored: HashMap<(String, String), i64> = HashMap::with_capacity(batch.len());
-        for chunk in batch.chunks(RECEIPTS_PER_INSERT) {
-            let rows: Vec<ReceiptRow> = chunk.iter().map(|envelope| receipt_row(envelope)).collect();
-            let ids: Vec<(i64, String, String)> = diesel::insert_into(receipts::table)
-                .values(rows)
-                .on_conflict((receipts::merchant_id, receipts::transaction_id))
-                .do_nothing()
-                .returning((receipts::id, receipts::merchant_id, receipts::transaction_id))
-                .get_results(conn)?;
-            stored.extend(
-                ids.into_iter()
-                    .map(|(id, merchant, transaction)| ((merchant, transaction), id)),
-            );
-        }
-
+        let stored = insert_receipts(conn, &batch)?;
         let new: Vec<(i64, &ReceiptEnvelope)> = batch
             .iter()
             .filter_map(|envelope| {
@@ -101,31 +132,8 @@ pub fn store_receipts(
                 stored.get(&key).map(|id| (*id, *envelope))
             })
             .collect();
-        let lines: Vec<_> = new
-            .iter()
-            .flat_map(|(id, envelope)| {
-                envelope
-                    .receipt
-                    .items
-                    .iter()
-                    .enumerate()
-                    .map(move |(index, item)| {
-                        (
-                            receipt_lines::receipt_id.eq(*id),
-                            receipt_lines::line_no.eq(index as i32),
-                            receipt_lines::product_id.eq(item.product_id.as_str()),
-                            receipt_lines::category.eq(item.category_key()),
-                            receipt_lines::quantity.eq(item.quantity),
-                            receipt_lines::price.eq(item.price),
-                            receipt_lines::amount.eq(item.amount()),
-                        )
-                    })
-            })
-            .collect();
-        for chunk in lines.chunks(LINES_PER_INSERT) {
-            diesel::insert_into(receipt_lines::table)
-                .values(chunk)
-                .execute(conn)?;
+        if !new.is_empty() {
+            insert_lines(conn, &new)?;
         }
 
         let mut purchases: BTreeMap<String, Purchases> = BTreeMap::new();
