@@ -20,7 +20,7 @@ use shared_models::web::openapi::refine_property;
 use shared_models::web::paging::PageRequest;
 use shared_models::web::reply::{Replies, Reply};
 use shared_models::web::tabular::{Format, Table, Tabular};
-use shared_models::web::{with_db, ApiError};
+use shared_models::web::{with_db, with_snapshot, ApiError};
 use uuid::Uuid;
 
 use crate::analytics::{self, AnalyticsBody, Period, Scope};
@@ -139,7 +139,7 @@ pub async fn overview(
             .map(shared_models::domain::text::normalise_category),
         places: None,
     };
-    let (count, summary, results, computed_at) = with_db(&state.pool, move |conn| {
+    let (count, summary, results, computed_at) = with_snapshot(&state.pool, move |conn| {
         let rows = match format {
             Format::Json => Rows::Page {
                 offset: page.offset(),

@@ -11,7 +11,7 @@ use shared_models::store::places::{self, PlaceRecord, Rows};
 use shared_models::web::auth::{Caller, Readers};
 use shared_models::web::extract::{document_period, ApiQuery, QueryParameters, ResourceId};
 use shared_models::web::paging::PageRequest;
-use shared_models::web::{with_db, ApiError};
+use shared_models::web::{with_db, with_snapshot, ApiError};
 
 use crate::analytics::{self, AnalyticsBody, Period, Scope};
 use crate::routes::parse_period;
@@ -97,7 +97,7 @@ pub async fn list(
         offset: page.offset(),
         limit: page.page_size,
     };
-    let (count, rows) = with_db(&state.pool, move |conn| {
+    let (count, rows) = with_snapshot(&state.pool, move |conn| {
         Ok(places::list(
             conn,
             merchant.as_deref(),
@@ -181,7 +181,7 @@ pub async fn analytics(
         .category
         .as_deref()
         .map(shared_models::domain::text::normalise_category);
-    let body = with_db(&state.pool, move |conn| {
+    let body = with_snapshot(&state.pool, move |conn| {
         let place = visible_place(conn, &principal, &place_id.0)?;
         let scope = Scope {
             place_id: Some(place.place_id.clone()),

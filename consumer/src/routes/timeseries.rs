@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use shared_models::web::auth::{Caller, Readers};
 use shared_models::web::extract::{document_format, document_period, ApiQuery, QueryParameters};
 use shared_models::web::tabular::{Format, Table, Tabular};
-use shared_models::web::{with_db, ApiError};
+use shared_models::web::{with_snapshot, ApiError};
 
 use crate::analytics::Period;
 use crate::routes::parse_period;
@@ -111,7 +111,7 @@ pub async fn series(
             bucket.as_str()
         )));
     }
-    let results = with_db(&state.pool, move |conn| {
+    let results = with_snapshot(&state.pool, move |conn| {
         Ok(timeseries::series(
             conn,
             principal.merchant_scope(),

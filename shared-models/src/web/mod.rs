@@ -34,3 +34,17 @@ where
     })
     .await?
 }
+
+/// Like [`with_db`], with every statement of `work` reading the same snapshot (a read-only, repeatable-read
+/// transaction), so an answer built from several queries (a page of places and their figures, a summary) is
+/// consistent even while the consumer stores receipts.
+pub async fn with_snapshot<T, F>(pool: &PgPool, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut diesel::PgConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    with_db(pool, move |conn| {
+        conn.build_transaction().read_only().repeatable_read().run(work)
+    })
+    .await
+}

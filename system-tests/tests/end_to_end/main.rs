@@ -76,7 +76,7 @@ async fn receipts_posted_to_the_producer_show_up_exactly_in_the_consumers_analyt
     let (status, body) = services.post_receipt(&merchant, &weighed_receipt("t-2")).await;
     assert_eq!(status, 202, "{body}");
 
-    // All time is answered from the worker's hourly rollups alone, so this waits for the worker too.
+    // All time is read from the rollups alone, which the consumer adds each batch to as it stores it.
     let all_time = services
         .analytics_until(&merchant, "", |body| body["summary"]["total_purchases"] == 2)
         .await;
