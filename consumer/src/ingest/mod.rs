@@ -140,6 +140,9 @@ impl Ingest {
                 (config.ingest.session_timeout_ms / 10).to_string(),
             )
             .set("topic.metadata.refresh.interval.ms", "10000")
+            // librdkafka prefetches up to 64 MB by default, which a backlog fills: 16 MB is still thirty
+            // batches of receipts ahead, and keeps the process well under 100 MB.
+            .set("queued.max.messages.kbytes", "16384")
             .set(
                 "statistics.interval.ms",
                 config.ingest.lag_interval_ms.to_string(),
