@@ -5,26 +5,26 @@
 #   drain      the consumer draining a backlog (BENCH_DRAIN_RECEIPTS, default 500,000)
 #   analytics  analytics at scale over HTTP, on a PostgreSQL of its own in .bench/ (kept between runs, so each
 #              dataset is seeded once); BENCH_DATASETS chooses the datasets
-# `scripts/bench.sh` runs all three; `scripts/bench.sh intake` (or drain, analytics) one. Each writes its part
-# to target/bench/; the run's report, with its charts, goes to bench/results/<date>/.
+# `scripts/bench.sh` runs all three; `scripts/bench.sh intake drain` (any of them, in that order) some. Each
+# writes its part to target/bench/; the run's report, with its charts, goes to bench/results/<date>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_dependencies
 cargo build --release --bins
-which="${1:-all}"
+which=" ${*:-intake drain analytics} "
 rm -f target/bench/*.md target/bench/*.svg
 
-if [ "$which" = all ] || [ "$which" = intake ]; then
+if [[ "$which" == *" intake "* ]]; then
   PGBENCH="$(pg_bin_dir)/pgbench" TEST_TANSU_BIN="$TANSU_BIN" cargo bench -p system-tests --bench intake
 fi
 
-if [ "$which" = all ] || [ "$which" = drain ]; then
+if [[ "$which" == *" drain "* ]]; then
   TEST_TANSU_BIN="$TANSU_BIN" cargo bench -p system-tests --bench drain
 fi
 
-if [ "$which" = all ] || [ "$which" = analytics ]; then
+if [[ "$which" == *" analytics "* ]]; then
   STATE="$PWD/.bench"
   PG_PORT=$(free_port)
   mkdir -p "$STATE"
@@ -47,7 +47,7 @@ mkdir -p "$RESULTS"
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);" \
     "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)');" \
-    "command: \`scripts/bench.sh $which\`."
+    "command: \`scripts/bench.sh${*:+ $*}\`."
   for part in intake drain analytics; do
     if [ -f "target/bench/$part.md" ]; then
       echo

@@ -8,7 +8,7 @@
 //! 4. the peak resident memory of each process.
 //!
 //! Steps 1 and 2 take the median of three rounds of `BENCH_INTAKE_SECONDS`, one after the other on the same
-//! stack. Prints the report and writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
+//! stack, each round once the consumer has stored everything accepted before it. Prints the report and writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
 
 mod chart;
 
@@ -112,6 +112,24 @@ fn outbox_backlog(conn: &mut PgConnection) -> i64 {
         .map_or(-1, |row| row.count)
 }
 
+/// Waits until every receipt accepted so far is stored by the consumer, so that one round's backlog does not
+/// slow the next round down.
+async fn wait_for_pipeline(conn: &mut PgConnection) {
+    let deadline = Instant::now() + Duration::from_secs(1_800);
+    loop {
+        let behind = diesel::sql_query(
+            "SELECT (SELECT count(*) FROM accepted_receipts) - (SELECT count(*) FROM receipts) AS count",
+        )
+        .get_result::<Count>(conn)
+        .map_or(1, |row| row.count);
+        if behind <= 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{behind} receipts were never stored");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Messages on the topic the consumer has not stored, from its `/metrics`.
 async fn consumer_lag(http: &reqwest::Client, consumer: &str) -> f64 {
     let Ok(answer) = http.get(format!("{consumer}/metrics")).send().await else {
@@ -195,6 +213,7 @@ fn main() {
             let report = loadgen::run(plan(&stack, &run, None, round_length, false), Arc::default()).await;
             println!("round {}: intake flat out\n{report}", round + 1);
             intakes.push(report);
+            wait_for_pipeline(&mut conn).await;
         }
         let ceiling = median(ceilings.clone());
         intakes.sort_by(|a, b| a.accepted_per_second().total_cmp(&b.accepted_per_second()));
