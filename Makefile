@@ -22,6 +22,6 @@ check:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo hakari verify
 
-## The benchmarks on release builds (docs/performance.md): analytics at 1 and 10 million receipts, the consumer draining a backlog.
+## The benchmarks on release builds (docs/performance.md): intake and the whole pipeline, the consumer draining a backlog, analytics at 1 and 10 million receipts.
 bench:
 	@scripts/bench.sh
