@@ -19,7 +19,7 @@ fn every_variable_read_by_the_code_is_in_docs_configuration() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let docs = fs::read_to_string(root.join("docs/configuration.md")).expect("docs/configuration.md");
     let mut files = Vec::new();
-    for crate_dir in ["producer", "consumer", "worker", "shared-models"] {
+    for crate_dir in ["producer", "consumer", "worker", "shared-models", "system-tests"] {
         rust_files(&root.join(crate_dir).join("src"), &mut files);
     }
     let mut variables = Vec::new();

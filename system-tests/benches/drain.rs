@@ -108,17 +108,16 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut builder = Stack::builder()
+        let stack = Stack::builder()
             .durable_postgres()
+            .binaries_from_bench_dir()
             .env("KAFKA_TOPIC", TOPIC)
             .env("KAFKA_PARTITIONS", "12")
             .env("CONSUMER_BATCH_MS", "100")
             .env("WORKER_POLL_MS", "250")
-            .env("RUST_LOG", "error");
-        if let Some(dir) = std::env::var_os("BENCH_BIN_DIR") {
-            builder = builder.binaries_from(PathBuf::from(dir));
-        }
-        let stack = builder.start().await;
+            .env("RUST_LOG", "error")
+            .start()
+            .await;
         let producer: FutureProducer =
             shared_models::kafka::client_config(&format!("127.0.0.1:{}", stack.kafka_port))
                 .set("linger.ms", "20")

@@ -96,9 +96,10 @@ impl StackBuilder {
         self
     }
 
-    /// Runs the services' binaries from this directory instead of cargo's (to measure another build).
-    pub fn binaries_from(mut self, dir: PathBuf) -> Self {
-        self.binaries = Some(dir);
+    /// Runs the services' binaries from `BENCH_BIN_DIR` when it is set, instead of cargo's (to measure
+    /// another build on the same machine in the same way).
+    pub fn binaries_from_bench_dir(mut self) -> Self {
+        self.binaries = std::env::var_os("BENCH_BIN_DIR").map(PathBuf::from);
         self
     }
 

@@ -146,16 +146,23 @@ fn recomputed_tiers_hold_exactly_what_a_rebuild_from_the_receipts_holds() {
         .filter(|row| row.starts_with("total_rollups") && row.contains(" month "))
         .count();
     assert_eq!(months, 4, "the receipts span December to March");
-    rollups::rebuild_all(&mut conn).expect("rebuild");
-    let rebuilt = dump(&mut conn);
-    assert!(rebuilt.len() > 1000, "{} rollup rows", rebuilt.len());
-    let differences: Vec<_> = incremental
+    let rebuilt = assert_same_as_rebuilt(&mut conn, &incremental);
+    assert!(rebuilt > 1000, "{rebuilt} rollup rows");
+}
+
+/// Rebuilds every tier from the receipts and asserts it holds exactly the rows `kept` (a dump taken before);
+/// returns how many rows the rebuild made.
+fn assert_same_as_rebuilt(conn: &mut PgConnection, kept: &[String]) -> usize {
+    rollups::rebuild_all(conn).expect("rebuild");
+    let rebuilt = dump(conn);
+    let differences: Vec<_> = kept
         .iter()
         .filter(|row| !rebuilt.contains(row))
-        .chain(rebuilt.iter().filter(|row| !incremental.contains(row)))
+        .chain(rebuilt.iter().filter(|row| !kept.contains(row)))
         .take(10)
         .collect();
     assert!(differences.is_empty(), "rows that differ: {differences:#?}");
+    rebuilt.len()
 }
 
 /// Receipt `index` of a consumer's share: one of 6 places of 2 merchants, within 6 hours that cross midnight
@@ -244,13 +251,5 @@ fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebu
             .any(|row| row.starts_with("total_rollups") && row.contains(" month ")),
         "the consumers' batches reached every tier"
     );
-    rollups::rebuild_all(&mut conn).expect("rebuild");
-    let rebuilt = dump(&mut conn);
-    let differences: Vec<_> = added
-        .iter()
-        .filter(|row| !rebuilt.contains(row))
-        .chain(rebuilt.iter().filter(|row| !added.contains(row)))
-        .take(10)
-        .collect();
-    assert!(differences.is_empty(), "rows that differ: {differences:#?}");
+    assert_same_as_rebuilt(&mut conn, &added);
 }

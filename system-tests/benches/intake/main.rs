@@ -192,14 +192,13 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut builder = Stack::builder()
+        let stack = Stack::builder()
             .durable_postgres()
+            .binaries_from_bench_dir()
             .env("RUST_LOG", "error")
-            .env("DATABASE_POOL_SIZE", "10");
-        if let Some(dir) = std::env::var_os("BENCH_BIN_DIR") {
-            builder = builder.binaries_from(PathBuf::from(dir));
-        }
-        let stack = builder.start().await;
+            .env("DATABASE_POOL_SIZE", "10")
+            .start()
+            .await;
         let mut conn = PgConnection::establish(&stack.database_url).expect("PostgreSQL");
         prepare_ceiling(&mut conn);
 
