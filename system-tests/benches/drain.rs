@@ -8,7 +8,6 @@
 //! `BENCH_DRAIN_RECEIPTS` sets the backlog (default 500,000); `BENCH_BIN_DIR` runs the services from another
 //! directory of binaries, to measure another build on the same machine in the same way.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -17,6 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
 use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
 use shared_models::store::schema::receipts;
+use system_tests::bench;
 use system_tests::stack::Stack;
 
 const ROUNDS: usize = 3;
@@ -94,20 +94,11 @@ fn stored(conn: &mut PgConnection) -> i64 {
 }
 
 fn main() {
-    if !std::env::args().any(|argument| argument == "--bench") {
-        println!("the drain benchmark runs under `make bench`");
+    if !bench::requested("drain") {
         return;
     }
-    let count: usize = std::env::var("BENCH_DRAIN_RECEIPTS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(500_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    let count: usize = bench::setting("BENCH_DRAIN_RECEIPTS", 500_000);
+    bench::runtime().block_on(async {
         let stack = Stack::builder()
             .durable_postgres()
             .binaries_from_bench_dir()
@@ -147,8 +138,7 @@ fn main() {
             );
             rates.push(rate);
         }
-        rates.sort_by(f64::total_cmp);
-        let median = rates[rates.len() / 2];
+        let median = bench::median(rates.clone());
         let rss = stack.peak_rss_kib("consumer-1").unwrap_or_default();
         let report = format!(
             "| backlog | rounds | drained (median) | each round | consumer peak RSS (last round) |\n\
@@ -162,8 +152,6 @@ fn main() {
             rss as f64 / 1024.0
         );
         println!("{report}");
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-        std::fs::create_dir_all(&dir).expect("target/bench");
-        std::fs::write(dir.join("drain.md"), report).expect("write the report");
+        bench::write_report("drain.md", &report);
     });
 }

@@ -18,6 +18,7 @@ use diesel::sql_types::{Text, Timestamptz};
 use shared_models::domain::auth::Role;
 use shared_models::domain::jobs::HourBucket;
 use shared_models::store::{rollups, PgPool};
+use system_tests::bench;
 use system_tests::stack::{binary, free_port};
 
 use chart::chart;
@@ -313,9 +314,7 @@ struct BucketRow {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench targets too, without `--bench`: nothing to measure then.
-    if !std::env::args().any(|argument| argument == "--bench") {
-        println!("the analytics benchmark runs under `make bench`");
+    if !bench::requested("analytics") {
         return;
     }
     let server = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL (scripts/bench.sh sets it)");
@@ -356,9 +355,7 @@ fn main() {
     }
     let output = format!("{table}\n{report}");
     println!("{output}");
-    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&directory).expect("target/bench");
-    std::fs::write(directory.join("analytics.md"), &output).expect("write the report");
-    std::fs::write(directory.join("analytics.svg"), chart(&rows)).expect("write the chart");
-    println!("written to {}", directory.display());
+    bench::write_report("analytics.md", &output);
+    bench::write_report("analytics.svg", &chart(&rows));
+    println!("written to target/bench/");
 }

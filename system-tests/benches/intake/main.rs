@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
+use system_tests::bench;
 use system_tests::loadgen::receipts::Mix;
 use system_tests::loadgen::report::percentile;
 use system_tests::loadgen::{self, Counters, Plan, Report};
@@ -31,17 +32,7 @@ const ROUNDS: usize = 3;
 const CONNECTIONS: usize = 32;
 
 fn seconds(variable: &str, default: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var(variable)
-            .ok()
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(default),
-    )
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    Duration::from_secs(bench::setting(variable, default))
 }
 
 /// Transactions a second pgbench reached with `ceiling.sql`.
@@ -180,18 +171,12 @@ fn ms(report: &Report, share: f64) -> String {
 }
 
 fn main() {
-    if !std::env::args().any(|argument| argument == "--bench") {
-        println!("the intake benchmark runs under `make bench`");
+    if !bench::requested("intake") {
         return;
     }
     let round_length = seconds("BENCH_INTAKE_SECONDS", 20);
     let pipeline_length = seconds("BENCH_PIPELINE_SECONDS", 300);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    bench::runtime().block_on(async {
         let stack = Stack::builder()
             .durable_postgres()
             .binaries_from_bench_dir()
@@ -214,7 +199,7 @@ fn main() {
             intakes.push(report);
             wait_for_pipeline(&mut conn).await;
         }
-        let ceiling = median(ceilings.clone());
+        let ceiling = bench::median(ceilings.clone());
         intakes.sort_by(|a, b| a.accepted_per_second().total_cmp(&b.accepted_per_second()));
         let intake = &intakes[ROUNDS / 2];
         let saturation = intake.accepted_per_second();
@@ -302,10 +287,8 @@ fn main() {
                 },
             ],
         );
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-        std::fs::create_dir_all(&dir).expect("target/bench");
-        std::fs::write(dir.join("intake.md"), &report).expect("write the report");
-        std::fs::write(dir.join("pipeline-throughput.svg"), throughput).expect("write a chart");
-        std::fs::write(dir.join("pipeline-queues.svg"), queues).expect("write a chart");
+        bench::write_report("intake.md", &report);
+        bench::write_report("pipeline-throughput.svg", &throughput);
+        bench::write_report("pipeline-queues.svg", &queues);
     });
 }
