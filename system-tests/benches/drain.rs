@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use diesel::prelude::*;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rust_decimal::Decimal;
 use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
 use shared_models::store::schema::receipts;
-use system_tests::bench;
 use system_tests::stack::Stack;
+use system_tests::{bench, topic};
 
 const ROUNDS: usize = 3;
 const TOPIC: &str = "bench-receipts";
@@ -67,22 +67,8 @@ fn envelope(round: usize, index: usize) -> ReceiptEnvelope {
 async fn write_backlog(producer: &FutureProducer, round: usize, count: usize) {
     let indexes: Vec<usize> = (0..count).collect();
     for chunk in indexes.chunks(5_000) {
-        let sends = chunk.iter().map(|&index| {
-            let envelope = envelope(round, index);
-            async move {
-                producer
-                    .send(
-                        FutureRecord::to(TOPIC)
-                            .key(&envelope.receipt.place_id)
-                            .payload(&envelope.to_json()),
-                        Duration::from_secs(60),
-                    )
-                    .await
-                    .map_err(|(error, _)| error)
-                    .expect("the backlog is written");
-            }
-        });
-        futures::future::join_all(sends).await;
+        let envelopes = chunk.iter().map(|&index| envelope(round, index));
+        topic::publish(producer, TOPIC, envelopes, Duration::from_secs(60)).await;
     }
 }
 

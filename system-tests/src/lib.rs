@@ -2,7 +2,7 @@
 //! process (configured by [`config`]), for the API, OpenAPI, fuzz and end-to-end tests. [`stack`] starts
 //! PostgreSQL, Redis, the broker and the three binaries as real processes on free local ports, for the fault
 //! suite; [`load`] drives the producer with a steady stream of receipts, retrying each until it is taken, as a
-//! careful client does; [`bench`] holds what the benchmarks share; [`loadgen`] generates realistic load and measures it (the `loadgen` binary and the
+//! careful client does; [`topic`] writes receipts straight to the topic; [`bench`] holds what the benchmarks share; [`loadgen`] generates realistic load and measures it (the `loadgen` binary and the
 //! intake benchmark); [`check`] waits until every accepted receipt is stored once and counted once.
 
 pub mod bench;
@@ -12,3 +12,4 @@ pub mod load;
 pub mod loadgen;
 pub mod services;
 pub mod stack;
+pub mod topic;

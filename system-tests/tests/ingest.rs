@@ -15,6 +15,7 @@ use shared_models::store::PgPool;
 use shared_models::testing::{fresh_database, service_url, unique_name};
 
 use system_tests::config as support;
+use system_tests::topic;
 
 struct RunningConsumer {
     kafka: KafkaConfig,
@@ -189,24 +190,12 @@ async fn produce(
     prefix: &str,
     range: std::ops::Range<usize>,
 ) {
-    let sends = range.map(|index| {
+    let envelopes = range.map(|index| {
         let mut envelope = envelope(&format!("{prefix}-{index}"));
         envelope.receipt.place_id = format!("place-{}", index % 4);
-        async move {
-            let key = envelope.receipt.place_id.clone();
-            producer
-                .send(
-                    FutureRecord::to(&kafka.kafka_topic)
-                        .key(&key)
-                        .payload(&envelope.to_json()),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(error, _)| error)
-                .expect("sent");
-        }
+        envelope
     });
-    futures::future::join_all(sends).await;
+    topic::publish(producer, &kafka.kafka_topic, envelopes, Duration::from_secs(10)).await;
 }
 
 /// Receipts stored so far.
