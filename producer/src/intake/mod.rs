@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use shared_models::domain::auth::{Principal, Role};
 use shared_models::domain::FieldError;
-use shared_models::store::receipt_log::{Attempt, AttemptOutcome};
+use shared_models::store::receipt_log::Attempt;
 
 use crate::validation::{self, Rules, ValidReceipt};
 
@@ -62,13 +62,7 @@ pub fn examine(
 ) -> Submission {
     let transaction_id = body.get("transaction_id").and_then(Value::as_str);
     let refuse = |merchant: Option<&str>, reasons: Value, verdict: Verdict| Submission::Refused {
-        attempt: Attempt {
-            merchant_id: merchant.map(str::to_owned),
-            transaction_id: transaction_id.map(str::to_owned),
-            outcome: AttemptOutcome::Rejected,
-            reasons: Some(reasons),
-            rejected_body: rejected_body.map(str::to_owned),
-        },
+        attempt: Attempt::rejected(merchant, transaction_id, reasons, rejected_body),
         verdict,
     };
     let invalid = |merchant: Option<&str>, details: Vec<FieldError>| {

@@ -72,13 +72,7 @@ impl Step {
         verdict: Verdict,
     ) -> Step {
         Step::Decided {
-            attempt: Attempt {
-                merchant_id: Some(merchant_id.to_owned()),
-                transaction_id: Some(transaction_id.to_owned()),
-                outcome: AttemptOutcome::Rejected,
-                reasons: Some(reasons),
-                rejected_body: None,
-            },
+            attempt: Attempt::rejected(Some(merchant_id), Some(transaction_id), reasons, None),
             verdict,
         }
     }

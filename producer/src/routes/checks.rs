@@ -13,7 +13,7 @@ use shared_models::web::extract::{JsonBody, RequestBody};
 use shared_models::web::reply::{Replies, Reply};
 use shared_models::web::{with_db, ApiError};
 
-use shared_models::store::receipt_log::{self, Attempt, AttemptOutcome};
+use shared_models::store::receipt_log::{self, Attempt};
 
 use crate::intake::{self, Outcome, Verdict};
 use crate::startup::AppState;
@@ -33,13 +33,7 @@ pub(crate) async fn reject_request(
         .with_label_values(&["rejected", code])
         .inc();
     let reasons = json!([{ "code": code, "message": error.to_string() }]);
-    let attempt = Attempt {
-        merchant_id: principal.merchant_id.clone(),
-        transaction_id: None,
-        outcome: AttemptOutcome::Rejected,
-        reasons: Some(reasons),
-        rejected_body: body,
-    };
+    let attempt = Attempt::rejected(principal.merchant_id.as_deref(), None, reasons, body.as_deref());
     let logged = with_db(&state.pool, move |conn| {
         Ok(receipt_log::log_attempts(conn, &[attempt])?)
     })

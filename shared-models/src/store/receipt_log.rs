@@ -118,6 +118,24 @@ pub struct Attempt {
     pub rejected_body: Option<String>,
 }
 
+impl Attempt {
+    /// A rejected attempt and every reason for it.
+    pub fn rejected(
+        merchant_id: Option<&str>,
+        transaction_id: Option<&str>,
+        reasons: Value,
+        rejected_body: Option<&str>,
+    ) -> Attempt {
+        Attempt {
+            merchant_id: merchant_id.map(str::to_owned),
+            transaction_id: transaction_id.map(str::to_owned),
+            outcome: AttemptOutcome::Rejected,
+            reasons: Some(reasons),
+            rejected_body: rejected_body.map(str::to_owned),
+        }
+    }
+}
+
 /// Appends rows to the receipt log, in the order given, in one statement.
 pub fn log_attempts(conn: &mut PgConnection, attempts: &[Attempt]) -> QueryResult<()> {
     if attempts.is_empty() {
