@@ -96,10 +96,11 @@ fn write_group(
     refuse_foreign_places(conn, &mut steps)?;
 
     // The first receipt of each key is offered; it is new unless the merchant sent that key before.
+    let keys: Vec<Option<ReceiptKey>> = steps.iter().map(Step::key).collect();
     let mut offered = HashSet::new();
-    let first: Vec<bool> = steps
+    let first: Vec<bool> = keys
         .iter()
-        .map(|step| step.key().is_some_and(|key| offered.insert(key)))
+        .map(|key| key.as_ref().is_some_and(|key| offered.insert(key)))
         .collect();
     let new: Vec<NewAccepted> = steps
         .iter()
@@ -118,21 +119,23 @@ fn write_group(
         })
         .collect();
     let recorded = accepted::accept_all(conn, &new, now)?;
-    let is_new = |step: &Step, first: bool| first && step.key().is_some_and(|key| recorded.contains(&key));
-    let compared: BTreeSet<ReceiptKey> = steps
+    let fresh: Vec<bool> = keys
         .iter()
         .zip(&first)
-        .filter(|(step, first)| !is_new(step, **first))
-        .filter_map(|(step, _)| step.key())
+        .map(|(key, first)| *first && key.as_ref().is_some_and(|key| recorded.contains(key)))
+        .collect();
+    let compared: BTreeSet<ReceiptKey> = keys
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, fresh)| !**fresh)
+        .filter_map(|(key, _)| key.clone())
         .collect();
     let earlier = accepted::fingerprints(conn, &compared)?;
 
     let mut envelopes = Vec::new();
     let mut attempts = Vec::with_capacity(steps.len());
     let mut verdicts = Vec::with_capacity(steps.len());
-    for (step, first) in steps.into_iter().zip(first) {
-        let new = is_new(&step, first);
-        let key = step.key();
+    for ((step, key), new) in steps.into_iter().zip(keys).zip(fresh) {
         let (attempt, verdict) = match step {
             Step::Decided { attempt, verdict } => (attempt, verdict),
             Step::Store {
