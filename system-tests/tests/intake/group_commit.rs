@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use futures::future::join_all;
 use serde_json::{json, Value};
+use shared_models::store::schema::{outbox, receipt_log};
 use shared_models::testing::service_url;
 
 use super::{receipt, spawn_producer_with};
@@ -16,12 +17,6 @@ struct Commits {
     transactions: i64,
     #[diesel(sql_type = BigInt)]
     attempts: i64,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
 }
 
 #[derive(QueryableByName)]
@@ -136,10 +131,7 @@ async fn sixty_four_concurrent_submissions_share_commits_and_each_gets_its_own_a
         .bind::<BigInt, _>(log_before)
         .load(&mut conn)
         .expect("log");
-        let outbox_rows = diesel::sql_query("SELECT count(*) FROM outbox")
-            .get_result::<Count>(&mut conn)
-            .expect("outbox")
-            .count;
+        let outbox_rows: i64 = outbox::table.count().get_result(&mut conn).expect("outbox");
         (commits, logged, outbox_rows)
     })
     .await
@@ -171,8 +163,9 @@ async fn sixty_four_concurrent_submissions_share_commits_and_each_gets_its_own_a
 /// The id of the receipt log's last row.
 fn logged_attempts(pool: &shared_models::store::PgPool) -> i64 {
     let mut conn = pool.get().expect("connection");
-    diesel::sql_query("SELECT coalesce(max(id), 0) AS count FROM receipt_log")
-        .get_result::<Count>(&mut conn)
+    receipt_log::table
+        .select(diesel::dsl::max(receipt_log::id))
+        .get_result::<Option<i64>>(&mut conn)
         .expect("log")
-        .count
+        .unwrap_or(0)
 }
