@@ -78,6 +78,7 @@ pub fn consumer(database: DatabaseConfig, kafka: KafkaConfig, redis: RedisConfig
             group_id: unique_name("group"),
             batch_size: 100,
             batch_ms: 50,
+            store_shards: 2,
             store_attempts: 3,
             session_timeout_ms: 30000,
             lag_interval_ms: 500,

@@ -12,6 +12,7 @@
 //! them created again.
 
 use std::collections::BTreeSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +70,14 @@ const GROUP_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// Exponential back-off from 100 ms to 5 s.
 fn next_delay(delay: Duration) -> Duration {
     (delay * 2).min(Duration::from_secs(5))
+}
+
+/// Which of `shards` transactions stores a merchant's receipts: always the same one for a merchant, so two
+/// transactions of a batch never write the same merchant's or place's rows.
+fn shard_of(merchant_id: &str, shards: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    merchant_id.hash(&mut hasher);
+    (hasher.finish() % shards as u64) as usize
 }
 
 /// A new member of the consumer group, subscribed to the receipts topic.
@@ -140,9 +149,9 @@ impl Ingest {
                 (config.ingest.session_timeout_ms / 10).to_string(),
             )
             .set("topic.metadata.refresh.interval.ms", "10000")
-            // librdkafka prefetches up to 64 MB by default, which a backlog fills: 16 MB is still thirty
-            // batches of receipts ahead, and keeps the process well under 100 MB.
-            .set("queued.max.messages.kbytes", "16384")
+            // librdkafka prefetches up to 64 MB by default, which a backlog fills: 8 MB is still more than
+            // ten batches of receipts ahead (two seconds of a drain), and keeps the process under 100 MB.
+            .set("queued.max.messages.kbytes", "8192")
             .set(
                 "statistics.interval.ms",
                 config.ingest.lag_interval_ms.to_string(),
@@ -259,20 +268,25 @@ impl Ingest {
     }
 
     /// Stores a batch. Returns only when every message is stored or dead-lettered, or when the loop is asked
-    /// to stop. While PostgreSQL is unreachable it waits and tries again, for as long as it takes; a receipt
-    /// that fails while PostgreSQL answers is tried on its own and, if it keeps failing, dead-lettered.
+    /// to stop. The batch is split by merchant into `CONSUMER_STORE_SHARDS` transactions stored at the same
+    /// time: they share no merchant and no place, so they only meet on the totals' rollup rows, which every
+    /// writer takes last and in key order. While PostgreSQL is unreachable it waits and tries again, for as
+    /// long as it takes; a receipt that fails while PostgreSQL answers is tried on its own and, if it keeps
+    /// failing, dead-lettered.
     async fn process(
         &mut self,
         batch: &[OwnedMessage],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stopped> {
-        let mut messages = Vec::with_capacity(batch.len());
-        let mut envelopes = Vec::with_capacity(batch.len());
+        let shards = usize::from(self.config.store_shards);
+        let mut parts: Vec<(Vec<&OwnedMessage>, Vec<ReceiptEnvelope>)> =
+            (0..shards).map(|_| (Vec::new(), Vec::new())).collect();
         for message in batch {
             match ReceiptEnvelope::from_json(message.payload().unwrap_or_default()) {
                 Ok(envelope) => {
-                    messages.push(message);
-                    envelopes.push(envelope);
+                    let part = &mut parts[shard_of(&envelope.merchant_id, shards)];
+                    part.0.push(message);
+                    part.1.push(envelope);
                 }
                 Err(error) => {
                     self.dead_letter(message, "unreadable", &error.to_string(), shutdown)
@@ -280,19 +294,31 @@ impl Ingest {
                 }
             }
         }
-        let envelopes: Arc<[ReceiptEnvelope]> = envelopes.into();
+        let parts: Vec<(Vec<&OwnedMessage>, Arc<[ReceiptEnvelope]>)> = parts
+            .into_iter()
+            .filter(|(messages, _)| !messages.is_empty())
+            .map(|(messages, envelopes)| (messages, envelopes.into()))
+            .collect();
+        let this = &*self;
+        let stored = futures::future::join_all(parts.iter().map(|(_, envelopes)| {
+            let mut shutdown = shutdown.clone();
+            async move { this.store(Arc::clone(envelopes), &mut shutdown).await }
+        }))
+        .await;
         let mut touched = BTreeSet::new();
-        match self.store(envelopes.clone(), shutdown).await? {
-            Ok(buckets) => touched.extend(buckets),
-            Err(error) => {
-                log::warn!(
-                    "batch of {} receipts failed to store while PostgreSQL answers ({error}); storing one by one",
-                    envelopes.len()
-                );
-                for (message, envelope) in messages.into_iter().zip(envelopes.iter()) {
-                    match self.store(Arc::from([envelope.clone()]), shutdown).await? {
-                        Ok(buckets) => touched.extend(buckets),
-                        Err(error) => self.dead_letter(message, "unstorable", &error, shutdown).await?,
+        for ((messages, envelopes), result) in parts.into_iter().zip(stored) {
+            match result? {
+                Ok(buckets) => touched.extend(buckets),
+                Err(error) => {
+                    log::warn!(
+                        "batch of {} receipts failed to store while PostgreSQL answers ({error}); storing one by one",
+                        envelopes.len()
+                    );
+                    for (message, envelope) in messages.into_iter().zip(envelopes.iter()) {
+                        match self.store(Arc::from([envelope.clone()]), shutdown).await? {
+                            Ok(buckets) => touched.extend(buckets),
+                            Err(error) => self.dead_letter(message, "unstorable", &error, shutdown).await?,
+                        }
                     }
                 }
             }
@@ -301,5 +327,23 @@ impl Ingest {
             self.enqueue_recompute(touched).await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_of;
+
+    #[test]
+    fn a_merchant_always_goes_to_the_same_shard_and_merchants_spread_over_all_shards() {
+        let merchants: Vec<String> = (0..100).map(|n| format!("merchant-{n}")).collect();
+        let first: Vec<usize> = merchants.iter().map(|m| shard_of(m, 3)).collect();
+        let again: Vec<usize> = merchants.iter().map(|m| shard_of(m, 3)).collect();
+        assert_eq!(first, again);
+        for shard in 0..3 {
+            let count = first.iter().filter(|&&s| s == shard).count();
+            assert!(count >= 20, "shard {shard} got {count} of 100 merchants");
+        }
+        assert!(merchants.iter().all(|m| shard_of(m, 1) == 0));
     }
 }

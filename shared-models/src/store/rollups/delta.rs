@@ -160,18 +160,25 @@ fn add_categories_sql(level: Level) -> String {
 
 /// Adds the delta to the place hours and to every bucket above them: the places' days and months, their
 /// merchants' hours, days and months, and the totals'. One statement per table, always in the same order
-/// (places, merchants, total; totals before categories) and each in key order, so writers that add at the
-/// same time wait for each other's rows instead of deadlocking.
+/// (places, merchants, total; each level's totals before its categories) and each in key order, so writers
+/// that add at the same time wait for each other's rows instead of deadlocking. The rows many writers share
+/// (merchants' and the totals') come last, so a writer holds them only for the end of its transaction.
 pub fn add(conn: &mut PgConnection, delta: &Delta) -> QueryResult<()> {
-    if !delta.hours.is_empty() {
-        let hours = &delta.hours;
-        let places: Vec<&str> = hours.iter().map(|row| row.place_id.as_str()).collect();
-        let starts: Vec<DateTime<Utc>> = hours.iter().map(|row| row.hour).collect();
-        let purchases: Vec<i64> = hours.iter().map(|row| row.purchases).collect();
-        let totals: Vec<Decimal> = hours.iter().map(|row| row.total_amount).collect();
-        let vat: Vec<Decimal> = hours.iter().map(|row| row.vat_amount).collect();
-        let tips: Vec<Decimal> = hours.iter().map(|row| row.tips_amount).collect();
-        for level in Level::ALL {
+    let hours = &delta.hours;
+    let places: Vec<&str> = hours.iter().map(|row| row.place_id.as_str()).collect();
+    let starts: Vec<DateTime<Utc>> = hours.iter().map(|row| row.hour).collect();
+    let purchases: Vec<i64> = hours.iter().map(|row| row.purchases).collect();
+    let totals: Vec<Decimal> = hours.iter().map(|row| row.total_amount).collect();
+    let vat: Vec<Decimal> = hours.iter().map(|row| row.vat_amount).collect();
+    let tips: Vec<Decimal> = hours.iter().map(|row| row.tips_amount).collect();
+    let categories = &delta.categories;
+    let category_places: Vec<&str> = categories.iter().map(|row| row.place_id.as_str()).collect();
+    let category_starts: Vec<DateTime<Utc>> = categories.iter().map(|row| row.hour).collect();
+    let names: Vec<&str> = categories.iter().map(|row| row.category.as_str()).collect();
+    let receipts: Vec<i64> = categories.iter().map(|row| row.receipts).collect();
+    let spent: Vec<Decimal> = categories.iter().map(|row| row.spent).collect();
+    for level in Level::ALL {
+        if !hours.is_empty() {
             diesel::sql_query(add_totals_sql(level))
                 .bind::<Array<Text>, _>(&places)
                 .bind::<Array<Timestamptz>, _>(&starts)
@@ -181,18 +188,10 @@ pub fn add(conn: &mut PgConnection, delta: &Delta) -> QueryResult<()> {
                 .bind::<Array<Numeric>, _>(&tips)
                 .execute(conn)?;
         }
-    }
-    if !delta.categories.is_empty() {
-        let categories = &delta.categories;
-        let places: Vec<&str> = categories.iter().map(|row| row.place_id.as_str()).collect();
-        let starts: Vec<DateTime<Utc>> = categories.iter().map(|row| row.hour).collect();
-        let names: Vec<&str> = categories.iter().map(|row| row.category.as_str()).collect();
-        let receipts: Vec<i64> = categories.iter().map(|row| row.receipts).collect();
-        let spent: Vec<Decimal> = categories.iter().map(|row| row.spent).collect();
-        for level in Level::ALL {
+        if !categories.is_empty() {
             diesel::sql_query(add_categories_sql(level))
-                .bind::<Array<Text>, _>(&places)
-                .bind::<Array<Timestamptz>, _>(&starts)
+                .bind::<Array<Text>, _>(&category_places)
+                .bind::<Array<Timestamptz>, _>(&category_starts)
                 .bind::<Array<Text>, _>(&names)
                 .bind::<Array<Int8>, _>(&receipts)
                 .bind::<Array<Numeric>, _>(&spent)
