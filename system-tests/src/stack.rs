@@ -57,7 +57,7 @@ pub struct StackBuilder {
     consumers: usize,
     workers: usize,
     env: Vec<(String, String)>,
-    durable: bool,
+    production: bool,
     binaries: Option<PathBuf>,
 }
 
@@ -67,7 +67,7 @@ impl Default for StackBuilder {
             consumers: 1,
             workers: 1,
             env: Vec::new(),
-            durable: false,
+            production: false,
             binaries: None,
         }
     }
@@ -90,9 +90,11 @@ impl StackBuilder {
         self
     }
 
-    /// PostgreSQL with fsync on, as in production (tests run it with fsync off), for benchmarks.
-    pub fn durable_postgres(mut self) -> Self {
-        self.durable = true;
+    /// As in production, for benchmarks: PostgreSQL with fsync on (tests run it with fsync off), and the
+    /// services' own default timings instead of the quicker ones tests use (a pipeline reconcile every 5 s
+    /// that publishes again what the consumer has not stored within 20 s would add load to a backlog).
+    pub fn as_in_production(mut self) -> Self {
+        self.production = true;
         self
     }
 
@@ -112,23 +114,30 @@ impl StackBuilder {
         let database_url = format!("postgres://postgres@127.0.0.1:{pg_port}/postgres");
         let mut env: BTreeMap<String, String> = [
             ("DATABASE_URL", database_url.clone()),
-            ("DATABASE_POOL_SIZE", "8".into()),
             ("REDIS_URL", format!("redis://127.0.0.1:{redis_port}/")),
             ("KAFKA_BROKERS", format!("127.0.0.1:{kafka_port}")),
             ("BOOTSTRAP_ADMIN_TOKEN", admin_token.clone()),
-            ("TOKEN_CACHE_SECONDS", "5".into()),
-            ("RELAY_POLL_MS", "50".into()),
-            ("RECONCILE_INTERVAL_SECONDS", "5".into()),
-            ("RECONCILE_GRACE_SECONDS", "20".into()),
-            ("KAFKA_SESSION_TIMEOUT_MS", "20000".into()),
-            ("CONSUMER_BATCH_MS", "50".into()),
-            ("CONSUMER_LAG_INTERVAL_MS", "1000".into()),
-            ("WORKER_POLL_MS", "100".into()),
             ("RUST_LOG", "warn".into()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
         .collect();
+        if !self.production {
+            env.extend(
+                [
+                    ("DATABASE_POOL_SIZE", "8"),
+                    ("TOKEN_CACHE_SECONDS", "5"),
+                    ("RELAY_POLL_MS", "50"),
+                    ("RECONCILE_INTERVAL_SECONDS", "5"),
+                    ("RECONCILE_GRACE_SECONDS", "20"),
+                    ("KAFKA_SESSION_TIMEOUT_MS", "20000"),
+                    ("CONSUMER_BATCH_MS", "50"),
+                    ("CONSUMER_LAG_INTERVAL_MS", "1000"),
+                    ("WORKER_POLL_MS", "100"),
+                ]
+                .map(|(name, value)| (name.to_owned(), value.to_owned())),
+            );
+        }
         env.extend(self.env);
         let producer_port = free_port();
         let consumer_ports: Vec<u16> = (0..self.consumers).map(|_| free_port()).collect();
@@ -142,7 +151,7 @@ impl StackBuilder {
             admin_token,
             database_url,
             env,
-            durable: self.durable,
+            durable: self.production,
             binaries: self.binaries,
             ports: std::iter::once(("producer".to_owned(), producer_port))
                 .chain(

@@ -178,10 +178,10 @@ fn main() {
     let pipeline_length = seconds("BENCH_PIPELINE_SECONDS", 300);
     bench::runtime().block_on(async {
         let stack = Stack::builder()
-            .durable_postgres()
+            .as_in_production()
             .binaries_from_bench_dir()
             .env("RUST_LOG", "error")
-            .env("DATABASE_POOL_SIZE", "10")
+            .env("CONSUMER_LAG_INTERVAL_MS", "1000")
             .start()
             .await;
         let mut conn = PgConnection::establish(&stack.database_url).expect("PostgreSQL");
