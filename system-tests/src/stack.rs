@@ -133,6 +133,7 @@ impl StackBuilder {
                     ("KAFKA_SESSION_TIMEOUT_MS", "20000"),
                     ("CONSUMER_BATCH_MS", "50"),
                     ("CONSUMER_LAG_INTERVAL_MS", "1000"),
+                    ("CONSUMER_RECOMPUTE_INTERVAL_MS", "5000"),
                     ("WORKER_POLL_MS", "100"),
                 ]
                 .map(|(name, value)| (name.to_owned(), value.to_owned())),
