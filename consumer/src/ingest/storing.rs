@@ -17,6 +17,11 @@ use tokio::time::Instant;
 
 use super::{next_delay, pause, Ingest, Stopped};
 
+/// Most hour buckets that wait for a recompute job. A backlog of receipts spread over many hours touches
+/// thousands of buckets a second: without a bound, a minute's would be held in memory (hundreds of
+/// megabytes) and checked by one job that runs for minutes.
+const MAX_PENDING_BUCKETS: usize = 10_000;
+
 impl Ingest {
     /// Stores the receipts in one transaction. While PostgreSQL is unreachable it retries with back-off
     /// without limit; a failure while PostgreSQL answers is retried `CONSUMER_STORE_ATTEMPTS` times, then
@@ -108,10 +113,14 @@ impl Ingest {
         }
     }
 
-    /// How long until the buckets waiting for a recompute job may be queued (none: nothing waits).
+    /// How long until the buckets waiting for a recompute job may be queued (none: nothing waits). A job is
+    /// due at once when `MAX_PENDING_BUCKETS` wait, however recent the last one.
     pub(super) fn recompute_due_in(&self) -> Option<Duration> {
         if self.pending.is_empty() {
             return None;
+        }
+        if self.pending.len() >= MAX_PENDING_BUCKETS {
+            return Some(Duration::ZERO);
         }
         let interval = Duration::from_millis(self.config.recompute_interval_ms);
         Some(
