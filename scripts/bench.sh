@@ -46,7 +46,7 @@ mkdir -p "$RESULTS"
   echo "# Benchmark report, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);" \
-    "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)');" \
+    "commit $(git rev-parse --short HEAD)$(git diff --quiet -- . ':!bench/results' || echo ' (with uncommitted changes)');" \
     "command: \`scripts/bench.sh${*:+ $*}\`."
   for part in intake drain analytics; do
     if [ -f "target/bench/$part.md" ]; then
