@@ -34,7 +34,7 @@ pub struct IngestConfig {
     /// Longest wait for a batch to fill, in milliseconds.
     #[arg(long, env = "CONSUMER_BATCH_MS", default_value_t = 100)]
     pub batch_ms: u64,
-    /// Transactions a batch is split into, by place, and stored at the same time, each on its own
+    /// Transactions a batch is split into, by merchant, and stored at the same time, each on its own
     /// database connection.
     #[arg(long, env = "CONSUMER_STORE_SHARDS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub store_shards: u16,

@@ -314,12 +314,7 @@ impl Ingest {
                         "batch of {} receipts failed to store while PostgreSQL answers ({error}); storing one by one",
                         envelopes.len()
                     );
-                    for (message, envelope) in messages.into_iter().zip(envelopes.iter()) {
-                        match self.store(Arc::from([envelope.clone()]), shutdown).await? {
-                            Ok(buckets) => touched.extend(buckets),
-                            Err(error) => self.dead_letter(message, "unstorable", &error, shutdown).await?,
-                        }
-                    }
+                    touched.extend(self.store_one_by_one(&messages, &envelopes, shutdown).await?);
                 }
             }
         }

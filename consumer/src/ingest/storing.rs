@@ -65,6 +65,24 @@ impl Ingest {
         }
     }
 
+    /// Stores each receipt in a transaction of its own, dead-lettering those that keep failing while
+    /// PostgreSQL answers; returns the hour buckets that gained receipts.
+    pub(super) async fn store_one_by_one(
+        &self,
+        messages: &[&OwnedMessage],
+        envelopes: &[ReceiptEnvelope],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<BTreeSet<HourBucket>, Stopped> {
+        let mut touched = BTreeSet::new();
+        for (message, envelope) in messages.iter().zip(envelopes) {
+            match self.store(Arc::from([envelope.clone()]), shutdown).await? {
+                Ok(buckets) => touched.extend(buckets),
+                Err(error) => self.dead_letter(message, "unstorable", &error, shutdown).await?,
+            }
+        }
+        Ok(touched)
+    }
+
     /// Sends a message to the dead-letter topic with the reason in a header. A failed send is retried with
     /// back-off until it succeeds: the message is never skipped silently.
     pub(super) async fn dead_letter(
