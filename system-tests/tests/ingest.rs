@@ -98,6 +98,40 @@ impl RunningConsumer {
         }
     }
 
+    /// The first message on the dead-letter topic and its reason header (or fails after 30 s).
+    async fn first_dead_letter(&self) -> (String, Option<String>) {
+        let brokers = self.kafka.kafka_brokers.clone();
+        let dlq_topic = self.kafka.kafka_dlq_topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader: BaseConsumer = shared_models::kafka::client_config(&brokers)
+                .set("group.id", unique_name("dlq-reader"))
+                .set("auto.offset.reset", "earliest")
+                .create()
+                .expect("reader");
+            reader.subscribe(&[dlq_topic.as_str()]).expect("subscribe");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Some(Ok(message)) = reader.poll(Duration::from_millis(200)) {
+                    let reason = message
+                        .headers()
+                        .and_then(|headers| headers.iter().find(|header| header.key == DLQ_REASON_HEADER))
+                        .and_then(|header| {
+                            header
+                                .value
+                                .map(|value| String::from_utf8_lossy(value).into_owned())
+                        });
+                    return (
+                        String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+                        reason,
+                    );
+                }
+            }
+            panic!("nothing arrived on the dead-letter topic");
+        })
+        .await
+        .expect("dlq read")
+    }
+
     fn count_receipts(&self) -> i64 {
         let mut conn = self.pool.get().expect("connection");
         receipts::table.count().get_result(&mut conn).expect("count")
@@ -113,38 +147,48 @@ async fn a_poison_message_goes_to_the_dlq_and_the_messages_after_it_are_stored()
     }
     assert_eq!(consumer.stored_receipts(2).await, 2);
 
-    let brokers = consumer.kafka.kafka_brokers.clone();
-    let dlq_topic = consumer.kafka.kafka_dlq_topic.clone();
-    let (payload, reason) = tokio::task::spawn_blocking(move || {
-        let reader: BaseConsumer = shared_models::kafka::client_config(&brokers)
-            .set("group.id", unique_name("dlq-reader"))
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .expect("reader");
-        reader.subscribe(&[dlq_topic.as_str()]).expect("subscribe");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(Ok(message)) = reader.poll(Duration::from_millis(200)) {
-                let reason = message
-                    .headers()
-                    .and_then(|headers| headers.iter().find(|header| header.key == DLQ_REASON_HEADER))
-                    .and_then(|header| {
-                        header
-                            .value
-                            .map(|value| String::from_utf8_lossy(value).into_owned())
-                    });
-                return (
-                    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
-                    reason,
-                );
-            }
-        }
-        panic!("nothing arrived on the dead-letter topic");
-    })
-    .await
-    .expect("dlq read");
+    let (payload, reason) = consumer.first_dead_letter().await;
     assert_eq!(payload, "{ this is not a receipt");
     assert!(reason.is_some_and(|reason| reason.contains("not a receipt envelope")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_postgresql_refuses_goes_to_the_dlq_and_its_neighbours_for_both_merchants_are_stored() {
+    let consumer = spawn_consumer().await;
+    let mut refused = envelope("refused");
+    refused.receipt.place_name = Some("Place \u{0} One".into());
+    let mut other = envelope("other-merchant");
+    other.merchant_id = "merchant-2".into();
+    other.receipt.place_id = "place-2".into();
+    let batch = [envelope("before"), refused.clone(), other, envelope("after")];
+    for envelope in &batch {
+        consumer
+            .send(&envelope.receipt.place_id, &envelope.to_json())
+            .await;
+    }
+    assert_eq!(consumer.stored_receipts(3).await, 3);
+    let mut conn = consumer.pool.get().expect("connection");
+    let mut stored: Vec<(String, String)> = receipts::table
+        .select((receipts::merchant_id, receipts::transaction_id))
+        .load(&mut conn)
+        .expect("receipts");
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("merchant-1".to_owned(), "after".to_owned()),
+            ("merchant-1".to_owned(), "before".to_owned()),
+            ("merchant-2".to_owned(), "other-merchant".to_owned()),
+        ]
+    );
+    let (payload, reason) = consumer.first_dead_letter().await;
+    assert_eq!(payload, refused.to_json());
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("unsupported Unicode escape sequence")),
+        "{reason:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
