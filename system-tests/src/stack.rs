@@ -7,6 +7,7 @@ use std::fs::OpenOptions;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,12 +16,25 @@ use shared_models::testing::{service_url, unique_name};
 /// The scripts' shell helpers (start_postgres, start_redis, start_tansu, ...).
 const LIB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib.sh");
 
-/// A free local port.
+/// First and count of the ports handed out: below Linux's ephemeral range (32768 and up).
+const PORTS: (u32, u32) = (20_000, 12_000);
+
+/// A free local port, never the same twice in one process. Not one the kernel picks (binding port 0): those
+/// come from the ephemeral range, which the kernel also gives to outgoing connections (a Kafka client's, a
+/// pool's), and one of those took a producer's port before it could listen. Where the search starts depends
+/// on the process, so test binaries running side by side start apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (first, count) = PORTS;
+    let start = std::process::id() * 97;
+    for _ in 0..count {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(first + start.wrapping_add(offset) % count).expect("a port number");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port from {first} to {}", first + count - 1);
 }
 
 /// Runs one of the scripts' helpers, such as `start_postgres DIR PORT`.
