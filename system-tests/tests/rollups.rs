@@ -1,7 +1,8 @@
 //! The rollup tiers hold exactly what a rebuild from the receipts holds: kept up to date by recompute jobs
 //! (receipts arriving in rounds, late ones among them, across day, month and year boundaries, recomputed in
 //! chunks as the consumer queues them, some recomputed again, some receipts removed), and by consumers adding
-//! their batches while recomputes run.
+//! their batches while recomputes and checks run. A check reads only what was stored since an hour's last
+//! check, and recomputes an hour whose rollup drifted from its receipts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -236,14 +237,38 @@ fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebu
             runs
         })
     };
+    let checker = {
+        let (pool, storing) = (pool.clone(), storing.clone());
+        std::thread::spawn(move || {
+            let mut conn = pool.get().expect("connection");
+            let (mut runs, mut corrected) = (0, 0);
+            while storing.load(Ordering::Relaxed) || runs == 0 {
+                let buckets = buckets_of(&mut conn, "true");
+                for job in buckets.chunks(5) {
+                    corrected += rollups::check(&mut conn, job).expect("check").corrected;
+                }
+                runs += 1;
+            }
+            (runs, corrected)
+        })
+    };
     for consumer in consumers {
         consumer.join().expect("a consumer");
     }
     storing.store(false, Ordering::Relaxed);
     let runs = worker.join().expect("the worker");
     assert!(runs > 1, "the recomputes ran alongside the consumers");
+    let (checks, corrected) = checker.join().expect("the checker");
+    assert!(checks > 1, "the checks ran alongside the consumers");
+    assert_eq!(
+        corrected, 0,
+        "checks alongside the consumers found the rollups equal to the receipts every time"
+    );
 
     let mut conn = pool.get().expect("connection");
+    let everything = buckets_of(&mut conn, "true");
+    let last = rollups::check(&mut conn, &everything).expect("a last check");
+    assert_eq!((last.buckets, last.corrected), (everything.len(), 0));
     let added = dump(&mut conn);
     assert!(
         added
@@ -252,4 +277,102 @@ fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebu
         "the consumers' batches reached every tier"
     );
     assert_same_as_rebuilt(&mut conn, &added);
+}
+
+/// The rollup and last check of one place hour, as text: `purchases total | purchases total`.
+fn hour_and_check(conn: &mut PgConnection, bucket: &HourBucket) -> String {
+    diesel::sql_query(
+        "SELECT format('%s %s | %s %s', o.purchases, trim_scale(o.total_amount), k.purchases, trim_scale(k.total_amount)) AS row
+         FROM place_rollups o JOIN checked_place_hours k ON k.place_id = o.place_id AND k.start = o.start
+         WHERE o.place_id = $1 AND o.grain = 'hour' AND o.start = $2",
+    )
+    .bind::<Text, _>(&bucket.place_id)
+    .bind::<Timestamptz, _>(bucket.hour)
+    .get_result::<Dump>(conn)
+    .expect("the hour and its check")
+    .row
+}
+
+#[test]
+fn a_check_reads_what_was_stored_since_the_last_one_and_recomputes_an_hour_that_drifted() {
+    let (_, pool) = fresh_database();
+    let mut conn = pool.get().expect("connection");
+    let store = |conn: &mut PgConnection, range: std::ops::Range<usize>| {
+        let envelopes: Vec<ReceiptEnvelope> = range.map(|index| envelope(0, index)).collect();
+        store_receipts(conn, &envelopes).expect("a batch");
+    };
+    store(&mut conn, 0..120);
+    let buckets = buckets_of(&mut conn, "true");
+    let first = rollups::check(&mut conn, &buckets).expect("check");
+    assert_eq!((first.buckets, first.corrected), (buckets.len(), 0));
+    // An hour that the second batch below adds to.
+    let busy = buckets_of(&mut conn, "transaction_id = 'c0-1'").remove(0);
+    let checked = hour_and_check(&mut conn, &busy);
+    let (rollup, check) = checked.split_once(" | ").expect("two halves");
+    assert_eq!(rollup, check, "the check holds the hour's figures");
+    let before = checked.clone();
+
+    // More receipts for the same hours: the next check finds them added.
+    store(&mut conn, 120..240);
+    let second = rollups::check(&mut conn, &buckets).expect("check");
+    assert_eq!(second.corrected, 0);
+    let checked = hour_and_check(&mut conn, &busy);
+    let (rollup, check) = checked.split_once(" | ").expect("two halves");
+    assert_eq!(rollup, check, "the check moved on to the new receipts");
+    assert_ne!(checked, before, "the hour grew");
+
+    // Rollups that drifted from their receipts, as if an addition had been lost: a receipt stored without
+    // it (the hour's totals and categories lack it), and a line added to a receipt stored since the last
+    // check (only a category lacks it). Both hours are recomputed.
+    diesel::sql_query(
+        "WITH lost AS (
+            INSERT INTO receipts (merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
+                                  tips_amount, payment_method, received_at, raw)
+            SELECT merchant_id, 'lost', place_id, $2 + interval '10 minutes', 5, 0.5, 0, 'card', now(), '{}'
+            FROM places WHERE place_id = $1 RETURNING id
+         )
+         INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
+         SELECT id, 1, 'sku-lost', 'category-0', 1, 5, 5 FROM lost",
+    )
+    .bind::<Text, _>(&busy.place_id)
+    .bind::<Timestamptz, _>(busy.hour)
+    .execute(&mut conn)
+    .expect("a receipt without its addition");
+    store(&mut conn, 250..251);
+    let drifted = buckets_of(&mut conn, "transaction_id = 'c0-250'").remove(0);
+    assert_ne!(drifted, busy);
+    diesel::sql_query(
+        "INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
+         SELECT id, 99, 'sku-extra', 'category-9', 1, 1, 1 FROM receipts WHERE transaction_id = 'c0-250'",
+    )
+    .execute(&mut conn)
+    .expect("a line without its addition");
+    let mut hours = buckets.clone();
+    hours.push(drifted);
+    let third = rollups::check(&mut conn, &hours).expect("check");
+    assert_eq!(third.corrected, 2, "both drifted hours are recomputed");
+    let kept = dump(&mut conn);
+    assert_same_as_rebuilt(&mut conn, &kept);
+
+    // A receipt altered after its hour was checked is not read again by a check (the pipeline never alters
+    // a stored receipt) but is by a recompute, and by a check whose last one is over an hour old.
+    store(&mut conn, 240..250);
+    assert_eq!(rollups::check(&mut conn, &buckets).expect("check").corrected, 0);
+    let altered = "UPDATE receipts SET tips_amount = tips_amount + 1 WHERE transaction_id = 'c0-1'";
+    diesel::sql_query(altered)
+        .execute(&mut conn)
+        .expect("alter a receipt");
+    assert_eq!(rollups::check(&mut conn, &buckets).expect("check").corrected, 0);
+    diesel::sql_query(
+        "UPDATE checked_place_hours SET checked_through = checked_through - interval '61 minutes'",
+    )
+    .execute(&mut conn)
+    .expect("age the checks");
+    let aged = rollups::check(&mut conn, &buckets).expect("check");
+    assert_eq!(
+        aged.corrected, 1,
+        "the hour of the altered receipt is read whole and recomputed"
+    );
+    let kept = dump(&mut conn);
+    assert_same_as_rebuilt(&mut conn, &kept);
 }

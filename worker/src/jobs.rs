@@ -20,7 +20,7 @@ pub struct MaxAttempts(pub usize);
 /// Runs the job's work; returns how many buckets it recomputed.
 pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, WorkerError> {
     match &job.work {
-        AnalyticsWork::Buckets { buckets } => Ok(rollups::recompute(conn, buckets)?),
+        AnalyticsWork::Buckets { buckets } => Ok(rollups::check(conn, buckets)?.buckets),
         AnalyticsWork::HourlyReconcile { slot, lookback_hours } => {
             // Once per slot, whatever the queue remembers (store::jobs::claim_hourly_slot).
             if !store::jobs::claim_hourly_slot(conn, *slot, job.job_id)? {

@@ -25,6 +25,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    checked_place_hour_categories (place_id, start, category) {
+        place_id -> Text,
+        start -> Timestamptz,
+        category -> Text,
+        receipts -> Int8,
+        spent -> Numeric,
+    }
+}
+
+diesel::table! {
+    checked_place_hours (place_id, start) {
+        place_id -> Text,
+        start -> Timestamptz,
+        checked_through -> Timestamptz,
+        purchases -> Int8,
+        total_amount -> Numeric,
+        vat_amount -> Numeric,
+        tips_amount -> Numeric,
+    }
+}
+
+diesel::table! {
     hourly_runs (slot) {
         slot -> Timestamptz,
         runs -> Int4,
@@ -197,6 +219,8 @@ diesel::joinable!(receipts -> places (place_id));
 diesel::allow_tables_to_appear_in_same_query!(
     accepted_receipts,
     api_tokens,
+    checked_place_hour_categories,
+    checked_place_hours,
     hourly_runs,
     jobs,
     merchant_category_rollups,

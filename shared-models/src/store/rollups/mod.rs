@@ -7,11 +7,13 @@
 //! and the totals'), in the transaction that stores them ([`add`]), so analytics count a receipt as soon as
 //! it is stored. A recompute sums a place's hour afresh from its receipts and adds whatever the hour lacks
 //! (or has too much of) the same way, so its cost does not grow with the data, a late receipt for last year
-//! fixes its hour, day and month, and a second run finds no difference. Additions commute, so batches and
-//! recomputes never wait for one another beyond the rows they share; recomputes take one lock, so no
-//! difference is corrected twice. A full rebuild sums everything from the receipts, set-based, with the
-//! tables locked against every writer.
+//! fixes its hour, day and month, and a second run finds no difference. The jobs the consumer queues
+//! [`check`] their hours instead: each hour against its receipts stored since its last check, recomputing
+//! only an hour that differs. Additions commute, so batches and recomputes never wait for one another
+//! beyond the rows they share; recomputes take one lock, so no difference is corrected twice. A full
+//! rebuild sums everything from the receipts, set-based, with the tables locked against every writer.
 
+mod check;
 mod delta;
 mod rebuild;
 mod recompute;
@@ -22,6 +24,7 @@ use diesel::sql_types::{Nullable, Text, Timestamptz};
 
 use crate::domain::jobs::HourBucket;
 
+pub use check::{check, Checked};
 pub use delta::{add, CategoryFigures, Delta, HourFigures};
 pub use rebuild::{rebuild_all, rebuild_statements};
 pub use recompute::recompute;

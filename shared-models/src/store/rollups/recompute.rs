@@ -9,7 +9,7 @@ use super::RECOMPUTE_LOCK;
 use crate::domain::jobs::HourBucket;
 
 /// The hour buckets bound as `$1` (places) and `$2` (hours), once each, of places that exist: `b`.
-const BUCKETS_SQL: &str = "b AS (
+pub(super) const BUCKETS_SQL: &str = "b AS (
     SELECT DISTINCT u.place_id, p.merchant_id, date_trunc('hour', u.start, 'UTC') AS start
     FROM unnest($1::text[], $2::timestamptz[]) AS u(place_id, start) JOIN places p ON p.place_id = u.place_id
 )";
@@ -19,7 +19,7 @@ const BUCKETS_SQL: &str = "b AS (
 /// receipt. Every lookup below is a lateral subquery with `OFFSET 0`, which the planner cannot merge into a
 /// join: it estimates `b` (an array) at ten rows whatever its length, and for a job of 11,500 buckets chose
 /// scans of whole tables that ran for minutes.
-const IN_HOUR: &str =
+pub(super) const IN_HOUR: &str =
     "r.place_id = b.place_id AND r.purchased_at >= b.start AND r.purchased_at < b.start + interval '1 hour'";
 
 /// How far each hour's totals are from the sum of its receipts (one statement, so one snapshot).
