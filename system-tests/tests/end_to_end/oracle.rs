@@ -320,6 +320,28 @@ async fn summaries_and_places_match(services: &Services, generated: &[Generated]
         assert!(per_place.is_empty(), "{what}: places missing from the results");
     }
 
+    // Pages of three places, followed by their `next` links, hold every place once and in order.
+    let ids = |page: &Value| -> Vec<String> {
+        page["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|result| result["place_id"].as_str().expect("place id").to_owned())
+            .collect()
+    };
+    let whole = ids(&services.analytics_until(admin, "page_size=500", |_| true).await);
+    assert!(whole.len() > 3, "more places than one page holds");
+    let mut paged = Vec::new();
+    let mut next = Some(format!("{}/api/analytics/?page_size=3", services.consumer));
+    while let Some(url) = next {
+        let (status, page) = services.send(services.http.get(url), admin).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["count"], whole.len());
+        paged.extend(ids(&page));
+        next = page["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(paged, whole);
+
     let (status, one) = services
         .send(
             services.http.get(format!(
