@@ -17,7 +17,10 @@ use crate::error::WorkerError;
 #[derive(Debug, Clone, Copy)]
 pub struct MaxAttempts(pub usize);
 
-/// Runs the job's work; returns how many buckets it recomputed.
+/// Buckets per transaction when a job covers many.
+const CHUNK: usize = 500;
+
+/// Runs the job's work; returns how many buckets it recomputed or checked.
 pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, WorkerError> {
     match &job.work {
         AnalyticsWork::Buckets { buckets } => Ok(rollups::check(conn, buckets)?.buckets),
@@ -48,8 +51,16 @@ pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, Wor
             }
             let buckets = rollups::all_buckets(conn, place_id.as_deref())?;
             let mut done = 0;
-            for chunk in buckets.chunks(500) {
+            for chunk in buckets.chunks(CHUNK) {
                 done += rollups::recompute(conn, chunk)?;
+            }
+            Ok(done)
+        }
+        AnalyticsWork::StoredSince { since } => {
+            let buckets = rollups::stored_since(conn, *since)?;
+            let mut done = 0;
+            for chunk in buckets.chunks(CHUNK) {
+                done += rollups::check(conn, chunk)?.buckets;
             }
             Ok(done)
         }

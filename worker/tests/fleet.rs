@@ -304,3 +304,31 @@ async fn the_worker_serves_job_metrics_for_prometheus() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_for_everything_stored_since_an_instant_checks_those_hours_and_no_others() {
+    let fleet = tokio::task::spawn_blocking(Fleet::new).await.expect("fleet");
+    fleet.seed_place("recent-place");
+    fleet.seed_place("earlier-place");
+    fleet.sql("UPDATE receipts SET stored_at = now() - interval '1 hour' WHERE place_id = 'earlier-place'");
+    let _worker = fleet.start("0 0 * * * *", 1);
+    let id = fleet
+        .enqueue(AnalyticsWork::StoredSince {
+            since: chrono::Utc::now() - chrono::TimeDelta::minutes(5),
+        })
+        .await;
+    fleet
+        .wait_for_job(id, 30, |(status, _, _)| status == "done")
+        .await;
+    let expected = Some((
+        2,
+        "6.50".parse().expect("decimal"),
+        "0.65".parse().expect("decimal"),
+    ));
+    assert_eq!(fleet.rollup("recent-place"), expected);
+    assert_eq!(
+        fleet.rollup("earlier-place"),
+        None,
+        "receipts stored before the instant are left to the hourly reconcile"
+    );
+}

@@ -16,12 +16,12 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use shared_models::domain::jobs::HourBucket;
 use shared_models::domain::receipt::ReceiptEnvelope;
 use shared_models::kafka;
 use shared_models::queue::AnalyticsQueue;
@@ -35,12 +35,14 @@ use crate::error::ConsumerError;
 mod context;
 mod membership;
 mod metrics;
+mod pending;
 mod positions;
 mod storing;
 
 pub use context::LagReporter;
 use membership::Stalled;
 pub use metrics::IngestMetrics;
+use pending::PendingChecks;
 use positions::Positions;
 
 /// The loop was asked to stop before the batch was stored; its offsets stay unstored, so the batch is
@@ -109,7 +111,7 @@ pub struct Ingest {
     pool: PgPool,
     queue: Option<AnalyticsQueue>,
     /// Buckets written whose recompute job is not queued yet (it waits for the interval, or for Redis).
-    pending: BTreeSet<HourBucket>,
+    pending: PendingChecks,
     /// When the last recompute job was queued.
     last_recompute: Option<Instant>,
     redis_url: String,
@@ -178,7 +180,7 @@ impl Ingest {
             topics,
             pool,
             queue: None,
-            pending: BTreeSet::new(),
+            pending: PendingChecks::default(),
             last_recompute: None,
             redis_url: config.redis.redis_url.clone(),
             queue_name: config.redis.analytics_queue.clone(),
@@ -221,7 +223,7 @@ impl Ingest {
                 }
                 Err(_) => {
                     if self.recompute_due_in() == Some(Duration::ZERO) {
-                        self.enqueue_recompute(BTreeSet::new()).await;
+                        self.enqueue_recompute(BTreeSet::new(), Utc::now()).await;
                     }
                     self.watch_assignment(&mut unassigned_since);
                     continue;
@@ -259,7 +261,7 @@ impl Ingest {
         }
         if !self.pending.is_empty() {
             self.last_recompute = None;
-            self.enqueue_recompute(BTreeSet::new()).await;
+            self.enqueue_recompute(BTreeSet::new(), Utc::now()).await;
         }
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             log::warn!("final offset commit failed; the last messages may be redelivered: {error}");
@@ -278,6 +280,7 @@ impl Ingest {
         batch: &[OwnedMessage],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stopped> {
+        let started = Utc::now();
         let shards = usize::from(self.config.store_shards);
         let mut parts: Vec<(Vec<&OwnedMessage>, Vec<ReceiptEnvelope>)> =
             (0..shards).map(|_| (Vec::new(), Vec::new())).collect();
@@ -319,7 +322,7 @@ impl Ingest {
             }
         }
         if !touched.is_empty() || !self.pending.is_empty() {
-            self.enqueue_recompute(touched).await;
+            self.enqueue_recompute(touched, started).await;
         }
         Ok(())
     }

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
-use shared_models::domain::jobs::{AnalyticsJob, AnalyticsWork, HourBucket};
+use shared_models::domain::jobs::{AnalyticsJob, HourBucket};
 use shared_models::domain::receipt::{ReceiptEnvelope, DLQ_REASON_HEADER};
 use shared_models::queue;
 use shared_models::report::chain;
@@ -16,11 +17,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{next_delay, pause, Ingest, Stopped};
-
-/// Most hour buckets that wait for a recompute job. A backlog of receipts spread over many hours touches
-/// thousands of buckets a second: without a bound, a minute's would be held in memory (hundreds of
-/// megabytes) and checked by one job that runs for minutes.
-const MAX_PENDING_BUCKETS: usize = 10_000;
 
 impl Ingest {
     /// Stores the receipts in one transaction. While PostgreSQL is unreachable it retries with back-off
@@ -132,12 +128,12 @@ impl Ingest {
     }
 
     /// How long until the buckets waiting for a recompute job may be queued (none: nothing waits). A job is
-    /// due at once when `MAX_PENDING_BUCKETS` wait, however recent the last one.
+    /// due at once when many wait, however recent the last one.
     pub(super) fn recompute_due_in(&self) -> Option<Duration> {
         if self.pending.is_empty() {
             return None;
         }
-        if self.pending.len() >= MAX_PENDING_BUCKETS {
+        if self.pending.due_now() {
             return Some(Duration::ZERO);
         }
         let interval = Duration::from_millis(self.config.recompute_interval_ms);
@@ -147,11 +143,11 @@ impl Ingest {
         )
     }
 
-    /// Queues one recompute job for the buckets just written and those waiting: at most one job per
-    /// `CONSUMER_RECOMPUTE_INTERVAL_MS`, so buckets written meanwhile (or while Redis was away) wait and go
-    /// together with the next job that can be queued.
-    pub(super) async fn enqueue_recompute(&mut self, buckets: BTreeSet<HourBucket>) {
-        self.pending.extend(buckets);
+    /// Queues one recompute job for the buckets just written (by a batch that began storing at `started`)
+    /// and those waiting: at most one job per `CONSUMER_RECOMPUTE_INTERVAL_MS`, so buckets written meanwhile
+    /// (or while Redis was away) wait and go together with the next job that can be queued.
+    pub(super) async fn enqueue_recompute(&mut self, buckets: BTreeSet<HourBucket>, started: DateTime<Utc>) {
+        self.pending.add(buckets, started);
         if self.recompute_due_in() != Some(Duration::ZERO) {
             return;
         }
@@ -160,9 +156,9 @@ impl Ingest {
                 Ok(connected) => self.queue = Some(connected),
                 Err(error) => {
                     log::warn!(
-                        "cannot reach the job queue ({}); {} buckets wait for the next batch",
+                        "cannot reach the job queue ({}); {} wait for the next batch",
                         chain(&error),
-                        self.pending.len()
+                        self.pending.describe()
                     );
                     return;
                 }
@@ -171,14 +167,12 @@ impl Ingest {
         let Some(analytics_queue) = self.queue.as_mut() else {
             return;
         };
-        let job = AnalyticsJob::new(AnalyticsWork::Buckets {
-            buckets: self.pending.iter().cloned().collect(),
-        });
+        let job = AnalyticsJob::new(self.pending.work());
         if let Err(error) = queue::enqueue(analytics_queue, job.clone()).await {
             log::warn!(
-                "could not enqueue a recompute job ({}); {} buckets wait for the next batch",
+                "could not enqueue a recompute job ({}); {} wait for the next batch",
                 chain(&error),
-                self.pending.len()
+                self.pending.describe()
             );
             self.queue = None;
             return;

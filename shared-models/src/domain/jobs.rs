@@ -27,7 +27,7 @@ impl HourBucket {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AnalyticsWork {
-    /// Recompute the rollups of these buckets (the consumer's freshness jobs).
+    /// Check the rollups of these buckets, recomputing those that differ (the consumer's jobs).
     Buckets { buckets: Vec<HourBucket> },
     /// The hourly reconcile for one cron slot: recompute every bucket that received receipts lately.
     HourlyReconcile {
@@ -36,6 +36,9 @@ pub enum AnalyticsWork {
     },
     /// Recompute every bucket, of one place or of all (an admin's request).
     Rebuild { place_id: Option<String> },
+    /// Check every bucket that received receipts stored since `since`: what the consumer queues instead of
+    /// its buckets when more wait than it holds (Redis away while a sparse backlog is stored).
+    StoredSince { since: DateTime<Utc> },
 }
 
 impl AnalyticsWork {
@@ -44,6 +47,7 @@ impl AnalyticsWork {
             AnalyticsWork::Buckets { .. } => "buckets",
             AnalyticsWork::HourlyReconcile { .. } => "hourly_reconcile",
             AnalyticsWork::Rebuild { .. } => "rebuild",
+            AnalyticsWork::StoredSince { .. } => "stored_since",
         }
     }
 }
