@@ -35,7 +35,7 @@ pub fn perform(conn: &mut PgConnection, job: &AnalyticsJob) -> Result<usize, Wor
             }
             let since = *slot - TimeDelta::hours(i64::from(*lookback_hours));
             let buckets = rollups::stored_since(conn, since)?;
-            let count = rollups::recompute(conn, &buckets)?;
+            let count = rollups::check(conn, &buckets)?.buckets;
             store::jobs::finish_hourly_slot(conn, *slot, count)?;
             Ok(count)
         }

@@ -29,7 +29,7 @@ impl HourBucket {
 pub enum AnalyticsWork {
     /// Check the rollups of these buckets, recomputing those that differ (the consumer's jobs).
     Buckets { buckets: Vec<HourBucket> },
-    /// The hourly reconcile for one cron slot: recompute every bucket that received receipts lately.
+    /// The hourly reconcile for one cron slot: check every bucket that received receipts lately.
     HourlyReconcile {
         slot: DateTime<Utc>,
         lookback_hours: u32,

@@ -11,14 +11,14 @@
 //! differs is recomputed from all its receipts ([`recompute`]) and read whole at its next check.
 //!
 //! What a check does not see: a receipt removed or altered after it was checked. The pipeline never does
-//! either; the hourly reconcile and an admin's rebuild recompute from every receipt.
+//! either; an admin's recompute reads every receipt.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text, Timestamptz};
 
 use super::recompute::{recompute, BUCKETS_SQL, IN_HOUR};
-use super::{BucketRow, RECOMPUTE_LOCK};
+use super::{begin_recompute, BucketRow};
 use crate::domain::jobs::HourBucket;
 
 /// What a check did: how many hour buckets it checked, and how many of them it had to correct.
@@ -200,7 +200,7 @@ pub fn check(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult<Che
     let places: Vec<&str> = buckets.iter().map(|bucket| bucket.place_id.as_str()).collect();
     let hours: Vec<_> = buckets.iter().map(|bucket| bucket.hour).collect();
     conn.transaction(|conn| {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({RECOMPUTE_LOCK})")).execute(conn)?;
+        begin_recompute(conn)?;
         let watermark = diesel::sql_query(WATERMARK_SQL)
             .get_result::<Watermark>(conn)?
             .watermark;

@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Text, Timestamptz};
 
+use super::begin_recompute;
 use super::delta::{add, CategoryFigures, Delta, HourFigures};
-use super::RECOMPUTE_LOCK;
 use crate::domain::jobs::HourBucket;
 
 /// The hour buckets bound as `$1` (places) and `$2` (hours), once each, of places that exist: `b`.
@@ -111,7 +111,7 @@ pub fn recompute(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult
     let places: Vec<&str> = buckets.iter().map(|bucket| bucket.place_id.as_str()).collect();
     let hours: Vec<_> = buckets.iter().map(|bucket| bucket.hour).collect();
     conn.transaction(|conn| {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({RECOMPUTE_LOCK})")).execute(conn)?;
+        begin_recompute(conn)?;
         let hours_missing: Vec<HourFigures> = diesel::sql_query(hours_missing_sql())
             .bind::<Array<Text>, _>(&places)
             .bind::<Array<Timestamptz>, _>(&hours)
