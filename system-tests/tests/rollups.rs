@@ -15,6 +15,8 @@ use shared_models::domain::jobs::HourBucket;
 use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
 use shared_models::store::receipts::store_receipts;
 use shared_models::store::rollups::{self, Level};
+use shared_models::store::schema::checked_place_hours;
+use shared_models::store::PgPool;
 use shared_models::testing::fresh_database;
 
 #[derive(QueryableByName)]
@@ -169,6 +171,21 @@ fn assert_same_as_rebuilt(conn: &mut PgConnection, kept: &[String]) -> usize {
 /// Receipt `index` of a consumer's share: one of 6 places of 2 merchants, within 6 hours that cross midnight
 /// at the end of a month, one to three lines in 4 categories (some lines repeat a category).
 fn envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
+    let start = Utc
+        .with_ymd_and_hms(2024, 1, 31, 21, 0, 0)
+        .single()
+        .expect("instant");
+    envelope_at(consumer, index, start, 21_600)
+}
+
+/// The same receipt within the last 90 minutes: in the hours that still grow, which checks read only for
+/// what was stored since their last check (and, at the start of an hour, in one before them too).
+fn recent_envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
+    envelope_at(consumer, index, Utc::now() - TimeDelta::seconds(5_400), 5_400)
+}
+
+/// Receipt `index` of a consumer's share, at an instant within `spread` seconds from `start`.
+fn envelope_at(consumer: usize, index: usize, start: DateTime<Utc>, spread: i64) -> ReceiptEnvelope {
     let place = (index * 5 + consumer) % 6;
     let items: Vec<LineItem> = (0..1 + index % 3)
         .map(|line| LineItem {
@@ -180,15 +197,11 @@ fn envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
         })
         .collect();
     let total: Decimal = items.iter().map(LineItem::amount).sum();
-    let start = Utc
-        .with_ymd_and_hms(2024, 1, 31, 21, 0, 0)
-        .single()
-        .expect("instant");
     let receipt = Receipt {
         transaction_id: format!("c{consumer}-{index}"),
         place_id: format!("place-{place}"),
         place_name: None,
-        timestamp: start + TimeDelta::seconds((index as i64 * 7_919) % 21_600),
+        timestamp: start + TimeDelta::seconds((index as i64 * 7_919) % spread),
         items,
         total_amount: total,
         vat_amount: (total / Decimal::from(10)).round_dp(2),
@@ -199,12 +212,16 @@ fn envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
     ReceiptEnvelope::new(format!("merchant-{}", place % 2), Utc::now(), receipt)
 }
 
-#[test]
-fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebuild() {
-    let (_, pool) = fresh_database();
+/// Two consumers store batches of receipts made by `receipt` (of the same places and hours, the second
+/// redelivering part of the first's share) while a worker runs `job` over every hour, in jobs of 4 hours,
+/// over and over. Returns how many times the worker went over every hour, and the sum of what its jobs
+/// returned.
+fn alongside_two_consumers(
+    pool: &PgPool,
+    receipt: fn(usize, usize) -> ReceiptEnvelope,
+    job: fn(&mut PgConnection, &[HourBucket]) -> usize,
+) -> (usize, usize) {
     let storing = Arc::new(AtomicBool::new(true));
-    // Two consumers store batches of the same places and hours at the same time (the second redelivers part
-    // of the first's share), while a worker recomputes every hour of those places over and over.
     let consumers: Vec<_> = (0..2)
         .map(|consumer| {
             let pool = pool.clone();
@@ -212,10 +229,10 @@ fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebu
                 let mut conn = pool.get().expect("connection");
                 for batch in 0..30 {
                     let mut envelopes: Vec<ReceiptEnvelope> = (batch * 40..batch * 40 + 40)
-                        .map(|index| envelope(consumer, index))
+                        .map(|index| receipt(consumer, index))
                         .collect();
                     if consumer == 1 && batch % 3 == 0 {
-                        envelopes.extend((batch * 40..batch * 40 + 10).map(|index| envelope(0, index)));
+                        envelopes.extend((batch * 40..batch * 40 + 10).map(|index| receipt(0, index)));
                     }
                     store_receipts(&mut conn, &envelopes).expect("a batch is stored without deadlock");
                 }
@@ -226,49 +243,32 @@ fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebu
         let (pool, storing) = (pool.clone(), storing.clone());
         std::thread::spawn(move || {
             let mut conn = pool.get().expect("connection");
-            let mut runs = 0;
+            let (mut runs, mut total) = (0, 0);
             while storing.load(Ordering::Relaxed) || runs == 0 {
                 let buckets = buckets_of(&mut conn, "true");
-                for job in buckets.chunks(4) {
-                    rollups::recompute(&mut conn, job).expect("recompute");
+                for chunk in buckets.chunks(4) {
+                    total += job(&mut conn, chunk);
                 }
                 runs += 1;
             }
-            runs
-        })
-    };
-    let checker = {
-        let (pool, storing) = (pool.clone(), storing.clone());
-        std::thread::spawn(move || {
-            let mut conn = pool.get().expect("connection");
-            let (mut runs, mut corrected) = (0, 0);
-            while storing.load(Ordering::Relaxed) || runs == 0 {
-                let buckets = buckets_of(&mut conn, "true");
-                for job in buckets.chunks(5) {
-                    corrected += rollups::check(&mut conn, job).expect("check").corrected;
-                }
-                runs += 1;
-            }
-            (runs, corrected)
+            (runs, total)
         })
     };
     for consumer in consumers {
         consumer.join().expect("a consumer");
     }
     storing.store(false, Ordering::Relaxed);
-    let runs = worker.join().expect("the worker");
-    assert!(runs > 1, "the recomputes ran alongside the consumers");
-    let (checks, corrected) = checker.join().expect("the checker");
-    assert!(checks > 1, "the checks ran alongside the consumers");
-    assert_eq!(
-        corrected, 0,
-        "checks alongside the consumers found the rollups equal to the receipts every time"
-    );
+    worker.join().expect("the worker")
+}
 
+#[test]
+fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebuild() {
+    let (_, pool) = fresh_database();
+    let (runs, _) = alongside_two_consumers(&pool, envelope, |conn, job| {
+        rollups::recompute(conn, job).expect("recompute")
+    });
+    assert!(runs > 1, "the recomputes ran alongside the consumers");
     let mut conn = pool.get().expect("connection");
-    let everything = buckets_of(&mut conn, "true");
-    let last = rollups::check(&mut conn, &everything).expect("a last check");
-    assert_eq!((last.buckets, last.corrected), (everything.len(), 0));
     let added = dump(&mut conn);
     assert!(
         added
@@ -276,6 +276,30 @@ fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebu
             .any(|row| row.starts_with("total_rollups") && row.contains(" month ")),
         "the consumers' batches reached every tier"
     );
+    assert_same_as_rebuilt(&mut conn, &added);
+}
+
+#[test]
+fn checks_alongside_consumers_storing_the_latest_hours_find_nothing_to_correct() {
+    let (_, pool) = fresh_database();
+    let (runs, corrected) = alongside_two_consumers(&pool, recent_envelope, |conn, job| {
+        rollups::check(conn, job).expect("check").corrected
+    });
+    assert!(runs > 1, "the checks ran alongside the consumers");
+    assert_eq!(
+        corrected, 0,
+        "checks alongside the consumers found the rollups equal to the receipts every time"
+    );
+    let mut conn = pool.get().expect("connection");
+    let kept: i64 = checked_place_hours::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count the checks");
+    assert!(kept > 0, "the latest hours keep their checks");
+    let everything = buckets_of(&mut conn, "true");
+    let last = rollups::check(&mut conn, &everything).expect("a last check");
+    assert_eq!((last.buckets, last.corrected), (everything.len(), 0));
+    let added = dump(&mut conn);
     assert_same_as_rebuilt(&mut conn, &added);
 }
 
@@ -298,7 +322,7 @@ fn a_check_reads_what_was_stored_since_the_last_one_and_recomputes_an_hour_that_
     let (_, pool) = fresh_database();
     let mut conn = pool.get().expect("connection");
     let store = |conn: &mut PgConnection, range: std::ops::Range<usize>| {
-        let envelopes: Vec<ReceiptEnvelope> = range.map(|index| envelope(0, index)).collect();
+        let envelopes: Vec<ReceiptEnvelope> = range.map(|index| recent_envelope(0, index)).collect();
         store_receipts(conn, &envelopes).expect("a batch");
     };
     store(&mut conn, 0..120);

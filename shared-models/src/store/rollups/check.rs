@@ -7,19 +7,22 @@
 //! `stored_at` is its storing transaction's start. The next check finds the hour's rollup equal to those
 //! figures plus its receipts stored since the watermark (one statement, so one snapshot, in which the
 //! consumer's receipts and its additions to the rollups are both there or both not), and moves the watermark
-//! on. An hour never checked, or last checked over an hour before, is read whole. An hour whose rollup
-//! differs is recomputed from all its receipts ([`recompute`]) and read whole at its next check.
+//! on. Only the watermark's hour and the one before keep a check: they are the hours that grow, while an
+//! older hour (a late receipt's, a backlog's) holds few receipts and is read whole. An hour never checked,
+//! or last checked over an hour before, is read whole too. An hour whose rollup differs is recomputed from
+//! all its receipts ([`recompute`]) and read whole at its next check.
 //!
 //! What a check does not see: a receipt removed or altered after it was checked. The pipeline never does
 //! either; an admin's recompute reads every receipt.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text, Timestamptz};
 
 use super::recompute::{recompute, BUCKETS_SQL, IN_HOUR};
 use super::{begin_recompute, BucketRow};
 use crate::domain::jobs::HourBucket;
+use crate::domain::time::start_of_hour;
 
 /// What a check did: how many hour buckets it checked, and how many of them it had to correct.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +59,28 @@ const FORGET_SQL: &str = "WITH u AS (
     )
     DELETE FROM checked_place_hours k USING stale s WHERE k.place_id = s.place_id AND k.start = s.start";
 
-/// The buckets `b`, each with its last check if any: `c`.
-const LAST_CHECK_SQL: &str = "c AS (
-    SELECT b.place_id, b.start, k.checked_through, k.purchases AS checked_purchases,
-           k.total_amount AS checked_total, k.vat_amount AS checked_vat, k.tips_amount AS checked_tips
-    FROM b LEFT JOIN LATERAL (
-        SELECT * FROM checked_place_hours k WHERE k.place_id = b.place_id AND k.start = b.start OFFSET 0
-    ) k ON true
-)";
+/// The start of the earliest hour that keeps a check: the watermark's hour and the one before, the hours
+/// that still grow. An older hour (a late receipt's, a backlog's) is read whole: that costs what the hour
+/// holds, where reading its place's receipts stored since a check could cost far more.
+const RECENT_SQL: &str = "date_trunc('hour', $3::timestamptz, 'UTC') - interval '1 hour'";
+
+/// Forgets the checks of hours older than the recent ones (`$1`: the earliest recent hour).
+const FORGET_OLD_SQL: &str = "WITH categories AS (DELETE FROM checked_place_hour_categories WHERE start < $1)
+    DELETE FROM checked_place_hours WHERE start < $1";
+
+/// The buckets `b`, each with its last check if it is a recent hour and has one: `c`.
+fn last_check_sql() -> String {
+    format!(
+        "c AS (
+            SELECT b.place_id, b.start, k.checked_through, k.purchases AS checked_purchases,
+                   k.total_amount AS checked_total, k.vat_amount AS checked_vat, k.tips_amount AS checked_tips
+            FROM b LEFT JOIN LATERAL (
+                SELECT * FROM checked_place_hours k
+                WHERE k.place_id = b.place_id AND k.start = b.start AND b.start >= {RECENT_SQL} OFFSET 0
+            ) k ON true
+        )"
+    )
+}
 
 /// The receipts (`r`) of the bucket `c` stored since its last check, or all of them if it has none: by the
 /// place's receipts stored since then, or by the hour's receipts. Each branch runs only for its kind of
@@ -84,8 +101,9 @@ fn receipts_unchecked() -> String {
 /// of those that agree (watermark `$3`), and returns those that do not.
 fn check_totals_sql() -> String {
     let unchecked = receipts_unchecked();
+    let last_check = last_check_sql();
     format!(
-        "WITH {BUCKETS_SQL}, {LAST_CHECK_SQL},
+        "WITH {BUCKETS_SQL}, {last_check},
          fresh AS (
             SELECT c.*, s.* FROM c CROSS JOIN LATERAL (
                 SELECT COUNT(*)::int8 AS purchases, COALESCE(SUM(r.total_amount), 0) AS total_amount,
@@ -116,7 +134,8 @@ fn check_totals_sql() -> String {
          checked AS (
             INSERT INTO checked_place_hours (place_id, start, checked_through, purchases, total_amount, vat_amount,
                                              tips_amount)
-            SELECT place_id, start, $3, purchases, total_amount, vat_amount, tips_amount FROM compared WHERE agrees
+            SELECT place_id, start, $3, purchases, total_amount, vat_amount, tips_amount FROM compared
+            WHERE agrees AND start >= {RECENT_SQL}
             ORDER BY place_id, start
             ON CONFLICT (place_id, start) DO UPDATE SET checked_through = excluded.checked_through,
                 purchases = excluded.purchases, total_amount = excluded.total_amount,
@@ -131,8 +150,9 @@ fn check_totals_sql() -> String {
 /// hours' last check.
 fn check_categories_sql() -> String {
     let unchecked = receipts_unchecked();
+    let last_check = last_check_sql();
     format!(
-        "WITH {BUCKETS_SQL}, {LAST_CHECK_SQL},
+        "WITH {BUCKETS_SQL}, {last_check},
          fresh AS (
             SELECT c.place_id, c.start, s.* FROM c CROSS JOIN LATERAL (
                 SELECT l.category, COUNT(DISTINCT r.id)::int8 AS receipts, SUM(l.amount) AS spent,
@@ -176,7 +196,7 @@ fn check_categories_sql() -> String {
          checked AS (
             INSERT INTO checked_place_hour_categories (place_id, start, category, receipts, spent)
             SELECT e.place_id, e.start, e.category, e.receipts_before, e.spent_before FROM compared e
-            WHERE e.category IS NOT NULL
+            WHERE e.category IS NOT NULL AND e.start >= {RECENT_SQL}
               AND NOT EXISTS (SELECT 1 FROM disagreeing d WHERE d.place_id = e.place_id AND d.start = e.start)
             ORDER BY e.place_id, e.start, e.category
             ON CONFLICT (place_id, start, category) DO UPDATE SET receipts = excluded.receipts,
@@ -216,11 +236,14 @@ pub fn check(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult<Che
                 corrected: 0,
             });
         };
+        diesel::sql_query(FORGET_OLD_SQL)
+            .bind::<Timestamptz, _>(start_of_hour(watermark) - TimeDelta::hours(1))
+            .execute(conn)?;
         // A check over an hour old would read more of a busy place's receipts than its hour holds.
         diesel::sql_query(FORGET_SQL)
             .bind::<Array<Text>, _>(&places)
             .bind::<Array<Timestamptz>, _>(&hours)
-            .bind::<Nullable<Timestamptz>, _>(Some(watermark - chrono::TimeDelta::hours(1)))
+            .bind::<Nullable<Timestamptz>, _>(Some(watermark - TimeDelta::hours(1)))
             .execute(conn)?;
         // The categories first: both read the hours' last check, which the totals' check then moves on.
         let mut differing: Vec<HourBucket> = diesel::sql_query(check_categories_sql())
