@@ -206,6 +206,45 @@ fn check_categories_sql() -> String {
     )
 }
 
+/// The buckets' places and hours, as the arrays the statements bind as `$1` and `$2`.
+fn places_and_hours(buckets: &[HourBucket]) -> (Vec<&str>, Vec<DateTime<Utc>>) {
+    buckets
+        .iter()
+        .map(|bucket| (bucket.place_id.as_str(), bucket.hour))
+        .unzip()
+}
+
+/// Forgets the buckets' checks made before `made_before`, or all of them for `None` ([`FORGET_SQL`]).
+fn forget(
+    conn: &mut PgConnection,
+    buckets: &[HourBucket],
+    made_before: Option<DateTime<Utc>>,
+) -> QueryResult<()> {
+    let (places, hours) = places_and_hours(buckets);
+    diesel::sql_query(FORGET_SQL)
+        .bind::<Array<Text>, _>(&places)
+        .bind::<Array<Timestamptz>, _>(&hours)
+        .bind::<Nullable<Timestamptz>, _>(made_before)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Runs one of the two checking statements over the buckets with the watermark: the hours that differ.
+fn hours_differing(
+    conn: &mut PgConnection,
+    statement: &str,
+    buckets: &[HourBucket],
+    watermark: DateTime<Utc>,
+) -> QueryResult<Vec<HourBucket>> {
+    let (places, hours) = places_and_hours(buckets);
+    let rows: Vec<BucketRow> = diesel::sql_query(statement)
+        .bind::<Array<Text>, _>(&places)
+        .bind::<Array<Timestamptz>, _>(&hours)
+        .bind::<Timestamptz, _>(watermark)
+        .load(conn)?;
+    Ok(rows.into_iter().map(HourBucket::from).collect())
+}
+
 /// Checks the given hour buckets of places against their receipts, reading only the receipts stored since
 /// each hour's last check, and recomputes those that differ. Holds the recompute lock, so checks and
 /// recomputes run one at a time; the consumer's batches add alongside. A correction means the rollups had
@@ -217,19 +256,13 @@ pub fn check(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult<Che
             corrected: 0,
         });
     }
-    let places: Vec<&str> = buckets.iter().map(|bucket| bucket.place_id.as_str()).collect();
-    let hours: Vec<_> = buckets.iter().map(|bucket| bucket.hour).collect();
     conn.transaction(|conn| {
         begin_recompute(conn)?;
         let watermark = diesel::sql_query(WATERMARK_SQL)
             .get_result::<Watermark>(conn)?
             .watermark;
         let Some(watermark) = watermark else {
-            diesel::sql_query(FORGET_SQL)
-                .bind::<Array<Text>, _>(&places)
-                .bind::<Array<Timestamptz>, _>(&hours)
-                .bind::<Nullable<Timestamptz>, _>(None::<DateTime<Utc>>)
-                .execute(conn)?;
+            forget(conn, buckets, None)?;
             recompute(conn, buckets)?;
             return Ok(Checked {
                 buckets: buckets.len(),
@@ -240,29 +273,10 @@ pub fn check(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult<Che
             .bind::<Timestamptz, _>(start_of_hour(watermark) - TimeDelta::hours(1))
             .execute(conn)?;
         // A check over an hour old would read more of a busy place's receipts than its hour holds.
-        diesel::sql_query(FORGET_SQL)
-            .bind::<Array<Text>, _>(&places)
-            .bind::<Array<Timestamptz>, _>(&hours)
-            .bind::<Nullable<Timestamptz>, _>(Some(watermark - TimeDelta::hours(1)))
-            .execute(conn)?;
+        forget(conn, buckets, Some(watermark - TimeDelta::hours(1)))?;
         // The categories first: both read the hours' last check, which the totals' check then moves on.
-        let mut differing: Vec<HourBucket> = diesel::sql_query(check_categories_sql())
-            .bind::<Array<Text>, _>(&places)
-            .bind::<Array<Timestamptz>, _>(&hours)
-            .bind::<Timestamptz, _>(watermark)
-            .load::<BucketRow>(conn)?
-            .into_iter()
-            .map(HourBucket::from)
-            .collect();
-        differing.extend(
-            diesel::sql_query(check_totals_sql())
-                .bind::<Array<Text>, _>(&places)
-                .bind::<Array<Timestamptz>, _>(&hours)
-                .bind::<Timestamptz, _>(watermark)
-                .load::<BucketRow>(conn)?
-                .into_iter()
-                .map(HourBucket::from),
-        );
+        let mut differing = hours_differing(conn, &check_categories_sql(), buckets, watermark)?;
+        differing.extend(hours_differing(conn, &check_totals_sql(), buckets, watermark)?);
         differing.sort();
         differing.dedup();
         if !differing.is_empty() {
@@ -273,13 +287,7 @@ pub fn check(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult<Che
                 differing.iter().take(5).collect::<Vec<_>>()
             );
             recompute(conn, &differing)?;
-            let places: Vec<&str> = differing.iter().map(|bucket| bucket.place_id.as_str()).collect();
-            let hours: Vec<_> = differing.iter().map(|bucket| bucket.hour).collect();
-            diesel::sql_query(FORGET_SQL)
-                .bind::<Array<Text>, _>(&places)
-                .bind::<Array<Timestamptz>, _>(&hours)
-                .bind::<Nullable<Timestamptz>, _>(None::<DateTime<Utc>>)
-                .execute(conn)?;
+            forget(conn, &differing, None)?;
         }
         Ok(Checked {
             buckets: buckets.len(),
