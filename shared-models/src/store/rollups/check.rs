@@ -20,7 +20,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text, Timestamptz};
 
 use super::recompute::{recompute, BUCKETS_SQL, IN_HOUR};
-use super::{begin_recompute, BucketRow};
+use super::{begin_recompute, places_and_hours, BucketRow};
 use crate::domain::jobs::HourBucket;
 use crate::domain::time::start_of_hour;
 
@@ -204,14 +204,6 @@ fn check_categories_sql() -> String {
          )
          SELECT place_id, start AS hour FROM disagreeing"
     )
-}
-
-/// The buckets' places and hours, as the arrays the statements bind as `$1` and `$2`.
-fn places_and_hours(buckets: &[HourBucket]) -> (Vec<&str>, Vec<DateTime<Utc>>) {
-    buckets
-        .iter()
-        .map(|bucket| (bucket.place_id.as_str(), bucket.hour))
-        .unzip()
 }
 
 /// Forgets the buckets' checks made before `made_before`, or all of them for `None` ([`FORGET_SQL`]).

@@ -84,6 +84,14 @@ fn begin_recompute(conn: &mut PgConnection) -> QueryResult<()> {
     Ok(())
 }
 
+/// The buckets' places and hours, as the arrays that recomputes and checks bind as `$1` and `$2`.
+fn places_and_hours(buckets: &[HourBucket]) -> (Vec<&str>, Vec<DateTime<Utc>>) {
+    buckets
+        .iter()
+        .map(|bucket| (bucket.place_id.as_str(), bucket.hour))
+        .unzip()
+}
+
 /// `place_id, ` (the level's key column and a comma) when it has one.
 fn key_columns(level: Level) -> String {
     level

@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Text, Timestamptz};
 
-use super::begin_recompute;
 use super::delta::{add, CategoryFigures, Delta, HourFigures};
+use super::{begin_recompute, places_and_hours};
 use crate::domain::jobs::HourBucket;
 
 /// The hour buckets bound as `$1` (places) and `$2` (hours), once each, of places that exist: `b`.
@@ -108,8 +108,7 @@ pub fn recompute(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult
     if buckets.is_empty() {
         return Ok(0);
     }
-    let places: Vec<&str> = buckets.iter().map(|bucket| bucket.place_id.as_str()).collect();
-    let hours: Vec<_> = buckets.iter().map(|bucket| bucket.hour).collect();
+    let (places, hours) = places_and_hours(buckets);
     conn.transaction(|conn| {
         begin_recompute(conn)?;
         let hours_missing: Vec<HourFigures> = diesel::sql_query(hours_missing_sql())
