@@ -254,6 +254,12 @@ pub fn check(conn: &mut PgConnection, buckets: &[HourBucket]) -> QueryResult<Che
             .get_result::<Watermark>(conn)?
             .watermark;
         let Some(watermark) = watermark else {
+            log::warn!(
+                "PostgreSQL hides other roles' sessions from this role, so a check cannot know which receipts \
+                 are committed: {} hour buckets are recomputed from all their receipts instead (grant the role \
+                 pg_read_all_stats; docs/deployment.md)",
+                buckets.len()
+            );
             forget(conn, buckets, None)?;
             recompute(conn, buckets)?;
             return Ok(Checked {
