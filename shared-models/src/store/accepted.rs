@@ -9,6 +9,7 @@ use diesel::sql_types::{Array, Jsonb, Text, Timestamptz};
 
 use crate::domain::receipt::Receipt;
 use crate::store::schema::accepted_receipts;
+use crate::store::statement::statement;
 
 /// The accepted record of one receipt.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -67,7 +68,7 @@ pub fn accept_all(
     }
     // Keys are inserted in order, so that two transactions inserting overlapping keys wait for each other
     // instead of deadlocking.
-    let recorded: Vec<Fingerprint> = diesel::sql_query(
+    let recorded: Vec<Fingerprint> = statement(
         "INSERT INTO accepted_receipts (merchant_id, transaction_id, place_id, content_hash, receipt, received_at)
          SELECT merchant_id, transaction_id, place_id, content_hash, receipt, $6
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
@@ -101,7 +102,7 @@ pub fn fingerprints(
         .iter()
         .map(|(merchant, transaction)| (merchant, transaction))
         .unzip();
-    let found: Vec<Fingerprint> = diesel::sql_query(
+    let found: Vec<Fingerprint> = statement(
         "SELECT a.merchant_id, a.transaction_id, a.content_hash, a.received_at
          FROM unnest($1::text[], $2::text[]) AS key (merchant_id, transaction_id)
          JOIN accepted_receipts AS a USING (merchant_id, transaction_id)",

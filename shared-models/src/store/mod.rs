@@ -9,6 +9,7 @@ pub mod receipt_log;
 pub mod receipts;
 pub mod rollups;
 pub mod schema;
+pub mod statement;
 pub mod tokens;
 
 use std::time::Duration;

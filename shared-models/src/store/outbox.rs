@@ -10,6 +10,7 @@ use diesel::sql_types::{Array, Text};
 
 use crate::domain::receipt::ReceiptEnvelope;
 use crate::store::schema::outbox;
+use crate::store::statement::statement;
 
 /// An outbox row to publish: its id, the message key (the place) and the payload.
 #[derive(Debug, Clone, Queryable)]
@@ -37,7 +38,7 @@ pub fn enqueue_all(conn: &mut PgConnection, envelopes: &[ReceiptEnvelope]) -> Qu
         .map(|envelope| envelope.receipt.place_id.as_str())
         .collect();
     let payloads: Vec<String> = envelopes.iter().map(ReceiptEnvelope::to_json).collect();
-    diesel::sql_query(
+    statement(
         "INSERT INTO outbox (merchant_id, transaction_id, message_key, payload)
          SELECT merchant_id, transaction_id, message_key, payload
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
@@ -82,7 +83,7 @@ pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
             outbox::attempts.eq(outbox::attempts + 1),
         ))
         .execute(conn)?;
-    diesel::sql_query(
+    statement(
         "UPDATE accepted_receipts a SET published_at = $1 FROM outbox o
          WHERE o.id = ANY($2) AND a.merchant_id = o.merchant_id AND a.transaction_id = o.transaction_id",
     )

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz};
 
 use crate::store::schema::places;
+use crate::store::statement::statement;
 
 /// Registers each place that does not exist yet for the merchant that named it, and returns the owner of
 /// every place named (who may be another merchant). The rows are locked for key share until the transaction
@@ -60,7 +61,7 @@ pub fn sole_places(
     conn: &mut PgConnection,
     merchant_ids: &BTreeSet<String>,
 ) -> QueryResult<HashMap<String, String>> {
-    let found: Vec<MerchantPlace> = diesel::sql_query(
+    let found: Vec<MerchantPlace> = statement(
         "SELECT m.merchant_id, p.place_id
          FROM unnest($1::text[]) AS m (merchant_id)
          CROSS JOIN LATERAL (SELECT place_id FROM places WHERE places.merchant_id = m.merchant_id LIMIT 2) AS p",
@@ -88,7 +89,7 @@ pub fn sole_places(
 /// [`claim_all`]: the producer registered them first, so this only fills in what a restored backup lacks).
 pub fn register_missing(conn: &mut PgConnection, owners: &BTreeMap<String, String>) -> QueryResult<()> {
     let (place_ids, merchant_ids): (Vec<&String>, Vec<&String>) = owners.iter().unzip();
-    diesel::sql_query(
+    statement(
         "INSERT INTO places (place_id, merchant_id)
          SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1
          ON CONFLICT (place_id) DO NOTHING",
@@ -138,7 +139,7 @@ pub fn record_purchases(conn: &mut PgConnection, purchases: &BTreeMap<String, Pu
     let firsts: Vec<DateTime<Utc>> = purchases.values().map(|p| p.first).collect();
     let lasts: Vec<DateTime<Utc>> = purchases.values().map(|p| p.last).collect();
     let names: Vec<Option<&str>> = purchases.values().map(|p| p.name.as_deref()).collect();
-    diesel::sql_query(
+    statement(
         "UPDATE places p SET total_purchases = p.total_purchases + u.count,
                 first_purchase_at = LEAST(p.first_purchase_at, u.first),
                 last_purchase_at = GREATEST(p.last_purchase_at, u.last),

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::domain::text::{escape_nul, escape_nul_in_json};
 use crate::store::schema::receipt_log;
+use crate::store::statement::statement;
 
 /// What became of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +161,7 @@ pub fn log_attempts(conn: &mut PgConnection, attempts: &[Attempt]) -> QueryResul
         .iter()
         .map(|attempt| escaped(&attempt.rejected_body))
         .collect();
-    diesel::sql_query(
+    statement(
         "INSERT INTO receipt_log (merchant_id, transaction_id, outcome, reasons, rejected_body)
          SELECT merchant_id, transaction_id, outcome, reasons, rejected_body
          FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[]) WITH ORDINALITY

@@ -11,6 +11,7 @@ use crate::domain::jobs::HourBucket;
 use crate::domain::receipt::ReceiptEnvelope;
 use crate::store::places::{self, Purchases};
 use crate::store::rollups::{self, Delta};
+use crate::store::statement::statement;
 
 #[derive(QueryableByName)]
 struct StoredReceipt {
@@ -28,7 +29,7 @@ fn insert_receipts(
     batch: &[&ReceiptEnvelope],
 ) -> QueryResult<HashMap<(String, String), i64>> {
     let receipts = || batch.iter().map(|envelope| &envelope.receipt);
-    let stored: Vec<StoredReceipt> = diesel::sql_query(
+    let stored: Vec<StoredReceipt> = statement(
         "INSERT INTO receipts (merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
                                tips_amount, payment_method, received_at, raw)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::numeric[], $6::numeric[],
@@ -77,7 +78,7 @@ fn insert_lines(conn: &mut PgConnection, new: &[(i64, &ReceiptEnvelope)]) -> Que
             amounts.push(item.amount());
         }
     }
-    diesel::sql_query(
+    statement(
         "INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
          SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::numeric[], $6::numeric[],
                               $7::numeric[])",

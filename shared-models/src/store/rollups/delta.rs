@@ -4,6 +4,7 @@
 //! receipts below it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -13,6 +14,7 @@ use rust_decimal::Decimal;
 use super::{key_columns, Level};
 use crate::domain::jobs::HourBucket;
 use crate::domain::receipt::Receipt;
+use crate::store::statement::statement;
 
 /// What is added to one place's hour: receipts and their amounts.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -158,6 +160,15 @@ fn add_categories_sql(level: Level) -> String {
     )
 }
 
+/// Each level's two statements, in the order of [`Level::ALL`]; built once, so that each connection keeps
+/// them prepared.
+static ADD_SQL: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
+    Level::ALL
+        .iter()
+        .map(|level| (add_totals_sql(*level), add_categories_sql(*level)))
+        .collect()
+});
+
 /// Adds the delta to the place hours and to every bucket above them: the places' days and months, their
 /// merchants' hours, days and months, and the totals'. One statement per table, always in the same order
 /// (places, merchants, total; each level's totals before its categories) and each in key order, so writers
@@ -177,9 +188,9 @@ pub fn add(conn: &mut PgConnection, delta: &Delta) -> QueryResult<()> {
     let names: Vec<&str> = categories.iter().map(|row| row.category.as_str()).collect();
     let receipts: Vec<i64> = categories.iter().map(|row| row.receipts).collect();
     let spent: Vec<Decimal> = categories.iter().map(|row| row.spent).collect();
-    for level in Level::ALL {
+    for (add_totals, add_categories) in ADD_SQL.iter() {
         if !hours.is_empty() {
-            diesel::sql_query(add_totals_sql(level))
+            statement(add_totals)
                 .bind::<Array<Text>, _>(&places)
                 .bind::<Array<Timestamptz>, _>(&starts)
                 .bind::<Array<Int8>, _>(&purchases)
@@ -189,7 +200,7 @@ pub fn add(conn: &mut PgConnection, delta: &Delta) -> QueryResult<()> {
                 .execute(conn)?;
         }
         if !categories.is_empty() {
-            diesel::sql_query(add_categories_sql(level))
+            statement(add_categories)
                 .bind::<Array<Text>, _>(&category_places)
                 .bind::<Array<Timestamptz>, _>(&category_starts)
                 .bind::<Array<Text>, _>(&names)
