@@ -22,6 +22,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
 use shared_models::domain::receipt::ReceiptEnvelope;
 use shared_models::kafka;
 use shared_models::queue::AnalyticsQueue;
@@ -263,8 +264,12 @@ impl Ingest {
             self.last_recompute = None;
             self.enqueue_recompute(BTreeSet::new(), Utc::now()).await;
         }
-        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            log::warn!("final offset commit failed; the last messages may be redelivered: {error}");
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // Every stored offset was committed already (librdkafka commits them every few seconds).
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                log::warn!("final offset commit failed; the last messages may be redelivered: {error}");
+            }
         }
         log::info!("Kafka consumer stopped");
     }
