@@ -1,13 +1,15 @@
 //! Test support: every test gets its own database (migrated with the real migrations), topics and queue,
 //! on the services that `scripts/test.sh` starts and announces in `TEST_*` variables; one way to get a token
-//! and one receipt fixture for every test.
+//! and one receipt fixture for every test; the hour buckets of chosen receipts, as recompute jobs take them.
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 
 use crate::domain::auth::Role;
+use crate::domain::jobs::HourBucket;
 use crate::domain::money::round_cents;
+use crate::store::rollups::BucketRow;
 use crate::store::{self, PgPool};
 
 /// The variable's value; a clear failure when the test run was not started through `make test`.
@@ -42,6 +44,19 @@ pub fn fresh_database() -> (String, PgPool) {
 struct Defaults<T: clap::Args> {
     #[command(flatten)]
     inner: T,
+}
+
+/// The hour buckets (place and UTC hour) of the receipts that `receipts` selects: a query with `place_id` and
+/// `purchased_at` columns, such as `SELECT * FROM receipts WHERE ...`.
+pub fn hour_buckets_of(conn: &mut PgConnection, receipts: &str) -> Vec<HourBucket> {
+    diesel::sql_query(format!(
+        "SELECT DISTINCT place_id, date_trunc('hour', purchased_at, 'UTC') AS hour FROM ({receipts}) r"
+    ))
+    .load::<BucketRow>(conn)
+    .expect("the receipts' hour buckets")
+    .into_iter()
+    .map(HourBucket::from)
+    .collect()
 }
 
 /// A configuration section with every value at its default (as a service started with no variables set).

@@ -17,15 +17,7 @@ use shared_models::store::receipts::store_receipts;
 use shared_models::store::rollups::{self, Level};
 use shared_models::store::schema::checked_place_hours;
 use shared_models::store::PgPool;
-use shared_models::testing::fresh_database;
-
-#[derive(QueryableByName)]
-struct BucketRow {
-    #[diesel(sql_type = Text)]
-    place_id: String,
-    #[diesel(sql_type = Timestamptz)]
-    hour: DateTime<Utc>,
-}
+use shared_models::testing::{fresh_database, hour_buckets_of};
 
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Dump {
@@ -57,17 +49,7 @@ fn insert_receipts(conn: &mut PgConnection, first: i64, last: i64) {
 }
 
 fn buckets_of(conn: &mut PgConnection, condition: &str) -> Vec<HourBucket> {
-    diesel::sql_query(format!(
-        "SELECT DISTINCT place_id, date_trunc('hour', purchased_at, 'UTC') AS hour FROM receipts WHERE {condition}"
-    ))
-    .load::<BucketRow>(conn)
-    .expect("buckets")
-    .into_iter()
-    .map(|row| HourBucket {
-        place_id: row.place_id,
-        hour: row.hour,
-    })
-    .collect()
+    hour_buckets_of(conn, &format!("SELECT * FROM receipts WHERE {condition}"))
 }
 
 /// Recomputes the buckets in jobs of `chunk` buckets, as the consumer queues them batch by batch.

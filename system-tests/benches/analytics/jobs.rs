@@ -5,14 +5,15 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text, Timestamptz};
+use diesel::sql_types::{Array, Text};
 use rust_decimal::Decimal;
 use shared_models::domain::jobs::HourBucket;
 use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
 use shared_models::store::receipts::store_receipts;
 use shared_models::store::rollups;
+use shared_models::testing::hour_buckets_of;
 
 use super::seed::{thousands, Dataset};
 use super::{ms, percentile};
@@ -62,19 +63,13 @@ pub fn time_jobs(conn: &mut PgConnection, dataset: Dataset, report: &mut String)
 
 /// The hour buckets of 100 receipts, the `skip`-th hundred in the given order.
 fn buckets_of_receipts(conn: &mut PgConnection, order: &str, skip: usize) -> Vec<HourBucket> {
-    diesel::sql_query(format!(
-        "SELECT DISTINCT place_id, date_trunc('hour', purchased_at, 'UTC') AS hour
-         FROM (SELECT place_id, purchased_at FROM receipts {order} LIMIT 100 OFFSET {}) r",
-        skip * 100
-    ))
-    .load::<BucketRow>(conn)
-    .expect("buckets")
-    .into_iter()
-    .map(|row| HourBucket {
-        place_id: row.place_id,
-        hour: row.hour,
-    })
-    .collect()
+    hour_buckets_of(
+        conn,
+        &format!(
+            "SELECT place_id, purchased_at FROM receipts {order} LIMIT 100 OFFSET {}",
+            skip * 100
+        ),
+    )
 }
 
 /// Runs `work` in a transaction that is rolled back, so the dataset stays as seeded (no check is kept).
@@ -213,12 +208,4 @@ struct PlaceOwner {
     place_id: String,
     #[diesel(sql_type = Text)]
     merchant_id: String,
-}
-
-#[derive(QueryableByName)]
-struct BucketRow {
-    #[diesel(sql_type = Text)]
-    place_id: String,
-    #[diesel(sql_type = Timestamptz)]
-    hour: DateTime<Utc>,
 }

@@ -101,7 +101,7 @@ fn key_columns(level: Level) -> String {
 }
 
 #[derive(Debug, QueryableByName)]
-struct BucketRow {
+pub(crate) struct BucketRow {
     #[diesel(sql_type = Text)]
     place_id: String,
     #[diesel(sql_type = Timestamptz)]
