@@ -5,7 +5,8 @@
 //! keeps it prepared on each connection, keyed by its text and bind types, as it does its own queries.
 //!
 //! The text uses `$1`, `$2`, ... as `sql_query` does, in any order and as often as needed; the binds follow
-//! in that numbering. Each occurrence is sent as a parameter of its own.
+//! in that numbering. Each occurrence is sent as a parameter of its own. The text is not parsed as SQL: a `$`
+//! followed by digits is a parameter even inside a string literal, so the statements keep such text out.
 
 use std::marker::PhantomData;
 
