@@ -3,21 +3,29 @@
 //! and one worker); the consumer is stopped, a backlog of receipts is written to the topic, and the consumer is
 //! started again and timed from its first stored receipt until every receipt is stored (a killed member's
 //! partitions are handed on only after its session times out, so the restart's first seconds say nothing
-//! about throughput). Three rounds on one stack, the median reported, with
-//! the consumer's peak resident memory. Prints a table and writes it to `target/bench/drain.md`. Asserts
-//! nothing about speed.
+//! about throughput). Two backlogs, three rounds each on one stack, the median reported with the consumer's
+//! peak resident memory:
+//! - the backlog intake builds: the intake benchmark's receipts (the load generator's mix, bought now), as
+//!   the topic holds them after the consumer falls behind a saturated intake;
+//! - a sparse backlog, purchases spread over 30 days at 1,000 places, so nearly every receipt is alone in its
+//!   place's hour: the most rollup rows per receipt.
+//!
+//! Prints a table and writes it to `target/bench/drain.md`. Asserts nothing about speed.
 //!
 //! `BENCH_DRAIN_RECEIPTS` sets the backlog (default 500,000); `BENCH_BIN_DIR` runs the services from another
 //! directory of binaries, to measure another build on the same machine in the same way.
 
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
+use producer::validation::{validate, Rules};
 use rdkafka::producer::FutureProducer;
 use rust_decimal::Decimal;
+use serde_json::Value;
 use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
 use shared_models::store::schema::receipts;
+use system_tests::loadgen::receipts::{Mix, ReceiptFactory};
 use system_tests::stack::Stack;
 use system_tests::{bench, topic};
 
@@ -25,9 +33,65 @@ const ROUNDS: usize = 3;
 const TOPIC: &str = "bench-receipts";
 const PLACES: usize = 1_000;
 
-/// A receipt of the backlog: one of 1,000 places of 100 merchants, one to five lines, some weighed goods,
-/// bought over 30 days.
-fn envelope(round: usize, index: usize) -> ReceiptEnvelope {
+/// The backlogs drained.
+#[derive(Clone, Copy)]
+enum Backlog {
+    /// What a saturated intake leaves behind: the intake benchmark's receipts, bought now.
+    Intake,
+    /// Purchases spread over 30 days at 1,000 places.
+    Sparse,
+}
+
+impl Backlog {
+    fn describe(self) -> &'static str {
+        match self {
+            Backlog::Intake => "as intake builds it (100 places of 20 merchants, 1 to 10 lines, bought now)",
+            Backlog::Sparse => "sparse (1,000 places of 100 merchants, 1 to 5 lines, bought over 30 days)",
+        }
+    }
+
+    /// The round's receipts, in the order they are written to the topic.
+    fn envelopes(self, round: usize, count: usize) -> Vec<ReceiptEnvelope> {
+        match self {
+            Backlog::Intake => {
+                let mix = Mix {
+                    merchants: 20,
+                    places: 100,
+                    repeats: 0.0,
+                    invalid: 0.0,
+                };
+                let mut factory = ReceiptFactory::new(mix, &format!("drain-intake-{round}"), 0);
+                (0..count).map(|_| accepted(factory.submission().1)).collect()
+            }
+            Backlog::Sparse => (0..count).map(|index| sparse(round, index)).collect(),
+        }
+    }
+}
+
+/// The envelope the producer publishes for a receipt as submitted (read by the producer's own rules): the
+/// merchant it names, accepted now.
+fn accepted(body: Value) -> ReceiptEnvelope {
+    let rules = Rules {
+        total_tolerance: Decimal::new(1, 2),
+        earliest: DateTime::UNIX_EPOCH,
+        max_future_skew: TimeDelta::minutes(5),
+    };
+    let fields = body.as_object().expect("a generated receipt is an object");
+    let valid = validate(fields, &rules, Utc::now()).expect("a generated receipt is valid");
+    let merchant_id = valid
+        .merchant_id
+        .clone()
+        .expect("a generated receipt names its merchant");
+    let place_id = valid
+        .place_id
+        .clone()
+        .expect("a generated receipt names its place");
+    ReceiptEnvelope::new(merchant_id, Utc::now(), valid.into_receipt(place_id))
+}
+
+/// A receipt of the sparse backlog: one of 1,000 places of 100 merchants, one to five lines, some weighed
+/// goods, bought over 30 days.
+fn sparse(round: usize, index: usize) -> ReceiptEnvelope {
     let place = (index * 7_919) % PLACES;
     let lines = 1 + index % 5;
     let items: Vec<LineItem> = (0..lines)
@@ -66,11 +130,9 @@ fn envelope(round: usize, index: usize) -> ReceiptEnvelope {
 }
 
 /// Writes the round's backlog to the topic, 5,000 messages in flight at a time.
-async fn write_backlog(producer: &FutureProducer, round: usize, count: usize) {
-    let indexes: Vec<usize> = (0..count).collect();
-    for chunk in indexes.chunks(5_000) {
-        let envelopes = chunk.iter().map(|&index| envelope(round, index));
-        topic::publish(producer, TOPIC, envelopes, Duration::from_secs(60)).await;
+async fn write_backlog(producer: &FutureProducer, envelopes: Vec<ReceiptEnvelope>) {
+    for chunk in envelopes.chunks(5_000) {
+        topic::publish(producer, TOPIC, chunk.iter().cloned(), Duration::from_secs(60)).await;
     }
 }
 
@@ -93,6 +155,49 @@ fn stored_after(conn: &mut PgConnection, after: i64) -> i64 {
         .expect("count the receipts")
 }
 
+/// One round: the consumer stopped, the backlog written, the consumer started again and timed from its first
+/// stored receipt until every receipt is stored. Returns receipts stored a second.
+async fn drain_round(
+    stack: &Stack,
+    producer: &FutureProducer,
+    conn: &mut PgConnection,
+    backlog: Backlog,
+    round: usize,
+    count: usize,
+) -> f64 {
+    stack.kill("consumer-1");
+    let base = latest_id(conn);
+    write_backlog(producer, backlog.envelopes(round, count)).await;
+    stack.start("consumer-1");
+    let target = count as i64;
+    let deadline = Instant::now() + Duration::from_secs(3_600);
+    let mut first: Option<(Instant, i64)> = None;
+    loop {
+        // Ids are taken in order, so the latest one tells how far the drain has come without counting a
+        // growing table (a `count(*)` four times a second took a tenth of a core from the consumer at 400,000
+        // receipts, more each round); the receipts are counted only at the ends.
+        let latest = latest_id(conn);
+        if first.is_none() && latest > base {
+            first = Some((Instant::now(), stored_after(conn, base)));
+        }
+        if latest - base >= target && stored_after(conn, base) >= target {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backlog was not drained in an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (started, counted) = first.unwrap_or((Instant::now(), 0));
+    let rate = (target - counted) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "round {}: {count} receipts drained at {rate:.0} receipts/s",
+        round + 1
+    );
+    rate
+}
+
 fn main() {
     if !bench::requested("drain") {
         return;
@@ -113,53 +218,29 @@ fn main() {
                 .create()
                 .expect("a producer");
         let mut conn = PgConnection::establish(&stack.database_url).expect("PostgreSQL");
-        let mut rates = Vec::new();
-        for round in 0..ROUNDS {
-            stack.kill("consumer-1");
-            let base = latest_id(&mut conn);
-            write_backlog(&producer, round, count).await;
-            stack.start("consumer-1");
-            let target = count as i64;
-            let deadline = Instant::now() + Duration::from_secs(3_600);
-            let mut first: Option<(Instant, i64)> = None;
-            loop {
-                // Ids are taken in order, so the latest one tells how far the drain has come without counting
-                // a growing table (a `count(*)` four times a second took a tenth of a core from the consumer
-                // at 400,000 receipts, more each round); the receipts are counted only at the ends.
-                let latest = latest_id(&mut conn);
-                if first.is_none() && latest > base {
-                    first = Some((Instant::now(), stored_after(&mut conn, base)));
-                }
-                if latest - base >= target && stored_after(&mut conn, base) >= target {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the backlog was not drained in an hour"
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            let (started, counted) = first.unwrap_or((Instant::now(), 0));
-            let rate = (target - counted) as f64 / started.elapsed().as_secs_f64();
-            println!(
-                "round {}: {count} receipts drained at {rate:.0} receipts/s",
-                round + 1
-            );
-            rates.push(rate);
-        }
-        let median = bench::median(rates.clone());
-        let rss = stack.peak_rss_kib("consumer-1").unwrap_or_default();
-        let report = format!(
-            "| backlog | rounds | drained (median) | each round | consumer peak RSS (last round) |\n\
-             |---|---|---|---|---|\n\
-             | {count} receipts | {ROUNDS} | {median:.0} receipts/s | {} | {:.0} MB |\n",
-            rates
-                .iter()
-                .map(|rate| format!("{rate:.0}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            rss as f64 / 1024.0
+        let mut report = String::from(
+            "| backlog | receipts | rounds | drained (median) | each round | consumer peak RSS (last round) |\n\
+             |---|---|---|---|---|---|\n",
         );
+        for backlog in [Backlog::Intake, Backlog::Sparse] {
+            println!("backlog {}", backlog.describe());
+            let mut rates = Vec::new();
+            for round in 0..ROUNDS {
+                rates.push(drain_round(&stack, &producer, &mut conn, backlog, round, count).await);
+            }
+            let rss = stack.peak_rss_kib("consumer-1").unwrap_or_default();
+            report.push_str(&format!(
+                "| {} | {count} | {ROUNDS} | {:.0} receipts/s | {} | {:.0} MB |\n",
+                backlog.describe(),
+                bench::median(rates.clone()),
+                rates
+                    .iter()
+                    .map(|rate| format!("{rate:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rss as f64 / 1024.0
+            ));
+        }
         println!("{report}");
         bench::write_report("drain.md", &report);
     });
