@@ -2,7 +2,8 @@
 # The benchmarks (docs/performance.md), on release builds with PostgreSQL's fsync and synchronous_commit on:
 #   intake     the pgbench ceiling, intake flat out, the whole pipeline at 80% of it (BENCH_PIPELINE_SECONDS,
 #              default 300) with backlog, lag and freshness sampled, and every process's peak memory
-#   drain      the consumer draining a backlog (BENCH_DRAIN_RECEIPTS, default 500,000)
+#   drain      the consumer draining two backlogs, one as intake builds it and one sparse (BENCH_DRAIN_RECEIPTS
+#              each, default 500,000)
 #   analytics  analytics at scale over HTTP, on a PostgreSQL of its own in .bench/ (kept between runs, so each
 #              dataset is seeded once); BENCH_DATASETS chooses the datasets
 # `scripts/bench.sh` runs all three; `scripts/bench.sh intake drain` (any of them, in that order) some. Each
