@@ -124,26 +124,43 @@ async fn run_reconcile(pool: &PgPool, grace: Duration, metrics: &ProducerMetrics
     }
 }
 
-/// Runs the relay until `shutdown` turns true: drains the outbox, sleeps when it is empty, backs off
+/// Reconciles the pipeline every `RECONCILE_INTERVAL_SECONDS` until `shutdown` turns true. It runs beside
+/// the relay, not in its loop: a pass over a busy outbox takes a second or more (and waits for any row
+/// another transaction holds), and receipts accepted meanwhile must still be published.
+pub async fn reconcile_periodically(
+    pool: PgPool,
+    config: RelayConfig,
+    metrics: ProducerMetrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(config.reconcile_interval()) => {
+                run_reconcile(&pool, config.reconcile_grace(), &metrics).await;
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the relay until `shutdown` turns true: drains the outbox, sleeps when it is empty, and backs off
 /// exponentially (up to 30 s) while the broker or the database is unavailable (re-creating the topic when
-/// the broker comes back without it), and reconciles the pipeline every `RECONCILE_INTERVAL_SECONDS`.
+/// the broker comes back without it).
 pub async fn run(
     pool: PgPool,
     brokers: String,
     topic: String,
     partitions: i32,
     config: RelayConfig,
-    metrics: ProducerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(250);
     let mut producer = None;
-    let mut reconciled_at = tokio::time::Instant::now();
     while !*shutdown.borrow() {
-        if reconciled_at.elapsed() >= config.reconcile_interval() {
-            reconciled_at = tokio::time::Instant::now();
-            run_reconcile(&pool, config.reconcile_grace(), &metrics).await;
-        }
         let ready = match &producer {
             Some(_) => Ok(()),
             None => match kafka::ensure_topics(&brokers, &[(topic.as_str(), partitions)]).await {

@@ -127,6 +127,8 @@ pub struct Application {
     server: Server,
     port: u16,
     relay: JoinHandle<()>,
+    reconcile: JoinHandle<()>,
+    /// Stops the relay and the reconcile.
     stop_relay: watch::Sender<bool>,
 }
 
@@ -183,10 +185,15 @@ impl Application {
 
         let (stop_relay, relay_stopped) = watch::channel(false);
         let relay = tokio::spawn(relay::run(
-            pool,
+            pool.clone(),
             config.kafka.kafka_brokers.clone(),
             config.kafka.kafka_topic.clone(),
             config.kafka.kafka_partitions,
+            config.relay.clone(),
+            relay_stopped.clone(),
+        ));
+        let reconcile = tokio::spawn(relay::reconcile_periodically(
+            pool,
             config.relay.clone(),
             metrics,
             relay_stopped,
@@ -195,6 +202,7 @@ impl Application {
             server,
             port,
             relay,
+            reconcile,
             stop_relay,
         })
     }
@@ -203,11 +211,12 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM or SIGINT (actix handles both gracefully), then stops the relay.
+    /// Serves until SIGTERM or SIGINT (actix handles both gracefully), then stops the relay and the reconcile.
     pub async fn run_until_stopped(self) -> Result<(), ProducerError> {
         let result = self.server.await;
         let _ = self.stop_relay.send(true);
         let _ = self.relay.await;
+        let _ = self.reconcile.await;
         result.map_err(ProducerError::Serve)
     }
 }

@@ -18,6 +18,7 @@ use system_tests::config;
 use system_tests::stack::free_port;
 
 mod group_commit;
+mod reconcile;
 
 struct Producer {
     url: String,
