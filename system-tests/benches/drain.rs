@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use diesel::prelude::*;
 use producer::validation::{validate, Rules};
 use rdkafka::producer::FutureProducer;
@@ -50,8 +50,8 @@ impl Backlog {
         }
     }
 
-    /// The round's receipts, in the order they are written to the topic.
-    fn envelopes(self, round: usize, count: usize) -> Vec<ReceiptEnvelope> {
+    /// The round's receipts, in the order they are written to the topic, made as they are written.
+    fn envelopes(self, round: usize, count: usize) -> Box<dyn Iterator<Item = ReceiptEnvelope>> {
         match self {
             Backlog::Intake => {
                 let mix = Mix {
@@ -61,30 +61,25 @@ impl Backlog {
                     invalid: 0.0,
                 };
                 let mut factory = ReceiptFactory::new(mix, &format!("drain-intake-{round}"), 0);
-                (0..count).map(|_| accepted(factory.submission().1)).collect()
+                Box::new((0..count).map(move |_| accepted(factory.submission().1)))
             }
-            Backlog::Sparse => (0..count).map(|index| sparse(round, index)).collect(),
+            Backlog::Sparse => Box::new((0..count).map(move |index| sparse(round, index))),
         }
     }
 }
 
-/// The envelope the producer publishes for a receipt as submitted (read by the producer's own rules): the
-/// merchant it names, accepted now.
+/// The envelope the producer publishes for a receipt as submitted (read by the producer's own rules, at the
+/// contract's defaults): the merchant it names, accepted now.
 fn accepted(body: Value) -> ReceiptEnvelope {
-    let rules = Rules {
-        total_tolerance: Decimal::new(1, 2),
-        earliest: DateTime::UNIX_EPOCH,
-        max_future_skew: TimeDelta::minutes(5),
-    };
     let fields = body.as_object().expect("a generated receipt is an object");
-    let valid = validate(fields, &rules, Utc::now()).expect("a generated receipt is valid");
+    let mut valid = validate(fields, &Rules::default(), Utc::now()).expect("a generated receipt is valid");
     let merchant_id = valid
         .merchant_id
-        .clone()
+        .take()
         .expect("a generated receipt names its merchant");
     let place_id = valid
         .place_id
-        .clone()
+        .take()
         .expect("a generated receipt names its place");
     ReceiptEnvelope::new(merchant_id, Utc::now(), valid.into_receipt(place_id))
 }
@@ -130,9 +125,13 @@ fn sparse(round: usize, index: usize) -> ReceiptEnvelope {
 }
 
 /// Writes the round's backlog to the topic, 5,000 messages in flight at a time.
-async fn write_backlog(producer: &FutureProducer, envelopes: Vec<ReceiptEnvelope>) {
-    for chunk in envelopes.chunks(5_000) {
-        topic::publish(producer, TOPIC, chunk.iter().cloned(), Duration::from_secs(60)).await;
+async fn write_backlog(producer: &FutureProducer, mut envelopes: impl Iterator<Item = ReceiptEnvelope>) {
+    loop {
+        let chunk: Vec<ReceiptEnvelope> = envelopes.by_ref().take(5_000).collect();
+        if chunk.is_empty() {
+            return;
+        }
+        topic::publish(producer, TOPIC, chunk, Duration::from_secs(60)).await;
     }
 }
 
