@@ -1,5 +1,6 @@
 //! The `accepted_receipts` table: the idempotency record of every receipt the producer accepted, keyed on
-//! (merchant, transaction id), with when Kafka acknowledged it. This module owns every write to it.
+//! (merchant, transaction id). This module owns every write to it; when Kafka acknowledged each receipt is
+//! kept beside it, in `receipt_publications` (written by [`crate::store::outbox`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -8,12 +9,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Jsonb, Text, Timestamptz};
 
 use crate::domain::receipt::Receipt;
-use crate::store::schema::accepted_receipts;
+use crate::store::schema::{accepted_receipts, receipt_publications};
 use crate::store::statement::statement;
 
-/// The accepted record of one receipt.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = accepted_receipts)]
+/// The accepted record of one receipt, with when Kafka acknowledged it.
+#[derive(Debug, Clone, Queryable)]
 pub struct AcceptedReceipt {
     pub merchant_id: String,
     pub transaction_id: String,
@@ -128,8 +128,19 @@ pub fn find(
     transaction_id: &str,
 ) -> QueryResult<Option<AcceptedReceipt>> {
     let mut accepted = accepted_receipts::table
+        .left_join(
+            receipt_publications::table.on(receipt_publications::merchant_id
+                .eq(accepted_receipts::merchant_id)
+                .and(receipt_publications::transaction_id.eq(accepted_receipts::transaction_id))),
+        )
         .filter(accepted_receipts::transaction_id.eq(transaction_id))
-        .select(AcceptedReceipt::as_select())
+        .select((
+            accepted_receipts::merchant_id,
+            accepted_receipts::transaction_id,
+            accepted_receipts::place_id,
+            accepted_receipts::received_at,
+            receipt_publications::published_at.nullable(),
+        ))
         .into_boxed();
     if let Some(merchant) = merchant_scope {
         accepted = accepted.filter(accepted_receipts::merchant_id.eq(merchant));

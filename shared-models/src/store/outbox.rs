@@ -1,6 +1,7 @@
 //! The `outbox` table: accepted receipts waiting for Kafka, written in the transaction that accepts them and
 //! drained by the relay, which marks a row published only after the broker's acknowledgement. This module
-//! owns every write to it (and the `published_at` of `accepted_receipts`, which it keeps in step).
+//! owns every write to it, and to `receipt_publications`, which keeps when each receipt was acknowledged
+//! after its outbox row is gone.
 
 use std::time::Duration;
 
@@ -74,7 +75,8 @@ pub fn claim(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Pending>> {
         .load(conn)
 }
 
-/// Marks rows published (the broker acknowledged them), and their receipts with them.
+/// Marks rows published (the broker acknowledged them), and records when for their receipts (the latest
+/// acknowledgement, if a receipt is published again).
 pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
     let now = Utc::now();
     diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
@@ -84,8 +86,11 @@ pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
         ))
         .execute(conn)?;
     statement(
-        "UPDATE accepted_receipts a SET published_at = $1 FROM outbox o
-         WHERE o.id = ANY($2) AND a.merchant_id = o.merchant_id AND a.transaction_id = o.transaction_id",
+        "INSERT INTO receipt_publications (merchant_id, transaction_id, published_at)
+         SELECT o.merchant_id, o.transaction_id, $1 FROM outbox o
+         WHERE o.id = ANY($2)
+         ORDER BY o.merchant_id, o.transaction_id
+         ON CONFLICT (merchant_id, transaction_id) DO UPDATE SET published_at = excluded.published_at",
     )
     .bind::<diesel::sql_types::Timestamptz, _>(now)
     .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)

@@ -8,7 +8,6 @@ diesel::table! {
         content_hash -> Text,
         receipt -> Jsonb,
         received_at -> Timestamptz,
-        published_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -173,6 +172,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    receipt_publications (merchant_id, transaction_id) {
+        merchant_id -> Text,
+        transaction_id -> Text,
+        published_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     receipts (id) {
         id -> Int8,
         merchant_id -> Text,
@@ -231,6 +238,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     places,
     receipt_lines,
     receipt_log,
+    receipt_publications,
     receipts,
     total_category_rollups,
     total_rollups,
