@@ -72,9 +72,12 @@ as_pg_user() {
 }
 
 # start_postgres DATA_DIR PORT: a private cluster (initdb on first use), trust auth on loopback only;
-# PG_OPTIONS adds server settings.
+# PG_OPTIONS adds server settings. A durable cluster (fsync on: the local stack and the benchmarks) may keep
+# 8 GB of WAL between checkpoints, so that checkpoints come every `checkpoint_timeout` (5 min), not every
+# 20-30 s of sustained intake (docs/deployment.md, "PostgreSQL's checkpoints").
 start_postgres() {
-  local data="$1" port="$2" bin
+  local data="$1" port="$2" bin checkpoints=""
+  [ "${PG_FSYNC:-on}" = on ] && checkpoints="-c max_wal_size=8GB"
   bin=$(pg_bin_dir)
   mkdir -p "$data"
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$data"
@@ -83,7 +86,7 @@ start_postgres() {
     as_pg_user "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 >/dev/null
   fi
   as_pg_user "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${PG_FSYNC:-on} ${PG_OPTIONS:-}" start >/dev/null
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${PG_FSYNC:-on} $checkpoints ${PG_OPTIONS:-}" start >/dev/null
 }
 
 stop_postgres() {
