@@ -78,21 +78,17 @@ pub fn claim(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Pending>> {
 /// Marks rows published (the broker acknowledged them), and records when for their receipts (the latest
 /// acknowledgement, if a receipt is published again).
 pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
-    let now = Utc::now();
-    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-        .set((
-            outbox::published_at.eq(now),
-            outbox::attempts.eq(outbox::attempts + 1),
-        ))
-        .execute(conn)?;
     statement(
-        "INSERT INTO receipt_publications (merchant_id, transaction_id, published_at)
-         SELECT o.merchant_id, o.transaction_id, $1 FROM outbox o
-         WHERE o.id = ANY($2)
-         ORDER BY o.merchant_id, o.transaction_id
+        "WITH marked AS (
+            UPDATE outbox SET published_at = $1, attempts = attempts + 1 WHERE id = ANY($2)
+            RETURNING merchant_id, transaction_id
+         )
+         INSERT INTO receipt_publications (merchant_id, transaction_id, published_at)
+         SELECT merchant_id, transaction_id, $1 FROM marked
+         ORDER BY merchant_id, transaction_id
          ON CONFLICT (merchant_id, transaction_id) DO UPDATE SET published_at = excluded.published_at",
     )
-    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<diesel::sql_types::Timestamptz, _>(Utc::now())
     .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
     .execute(conn)?;
     Ok(())
