@@ -8,11 +8,12 @@ use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
-use shared_models::domain::receipt::{Receipt, ReceiptEnvelope};
+use shared_models::domain::receipt::Receipt;
 use shared_models::domain::FieldError;
 use shared_models::store::accepted::{self, NewAccepted, ReceiptKey};
+use shared_models::store::outbox::{self, Queued};
+use shared_models::store::places;
 use shared_models::store::receipt_log::{self, Attempt, AttemptOutcome};
-use shared_models::store::{outbox, places};
 
 use super::{Outcome, Submission, Verdict};
 
@@ -132,7 +133,7 @@ fn write_group(
         .collect();
     let earlier = accepted::fingerprints(conn, &compared)?;
 
-    let mut envelopes = Vec::new();
+    let mut queued = Vec::new();
     let mut attempts = Vec::with_capacity(steps.len());
     let mut verdicts = Vec::with_capacity(steps.len());
     for ((step, key), new) in steps.into_iter().zip(keys).zip(fresh) {
@@ -177,7 +178,11 @@ fn write_group(
                     rejected_body: None,
                 };
                 if new {
-                    envelopes.push(ReceiptEnvelope::new(merchant_id, now, receipt));
+                    queued.push(Queued {
+                        merchant_id,
+                        transaction_id: receipt.transaction_id,
+                        place_id: receipt.place_id,
+                    });
                 }
                 (attempt, Verdict::Stored(outcome))
             }
@@ -185,7 +190,7 @@ fn write_group(
         attempts.push(attempt);
         verdicts.push(verdict);
     }
-    outbox::enqueue_all(conn, &envelopes)?;
+    outbox::enqueue_all(conn, &queued)?;
     receipt_log::log_attempts(conn, &attempts)?;
     Ok(verdicts)
 }

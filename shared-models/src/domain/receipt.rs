@@ -75,13 +75,15 @@ impl Receipt {
     }
 }
 
-/// What the producer publishes: the receipt plus who sent it and when it was accepted.
+/// What the producer publishes: the receipt plus who sent it and when it was accepted. The relay fills it
+/// with the receipt as stored at intake (`R` = [`Value`]), so that it publishes what was accepted without
+/// reading it into a [`Receipt`] again; the consumer reads it as a [`Receipt`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptEnvelope {
+pub struct ReceiptEnvelope<R = Receipt> {
     pub schema_version: u32,
     pub merchant_id: String,
     pub received_at: DateTime<Utc>,
-    pub receipt: Receipt,
+    pub receipt: R,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,8 +94,8 @@ pub enum EnvelopeError {
     UnsupportedVersion(u32),
 }
 
-impl ReceiptEnvelope {
-    pub fn new(merchant_id: String, received_at: DateTime<Utc>, receipt: Receipt) -> Self {
+impl<R: Serialize> ReceiptEnvelope<R> {
+    pub fn new(merchant_id: String, received_at: DateTime<Utc>, receipt: R) -> Self {
         ReceiptEnvelope {
             schema_version: SCHEMA_VERSION,
             merchant_id,
@@ -105,7 +107,9 @@ impl ReceiptEnvelope {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
 
+impl ReceiptEnvelope {
     pub fn from_json(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let envelope: ReceiptEnvelope = serde_json::from_slice(bytes)?;
         if envelope.schema_version != SCHEMA_VERSION {

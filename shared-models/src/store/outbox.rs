@@ -1,55 +1,60 @@
 //! The `outbox` table: accepted receipts waiting for Kafka, written in the transaction that accepts them and
-//! drained by the relay, which marks a row published only after the broker's acknowledgement. This module
+//! drained by the relay, which marks a row published only after the broker's acknowledgement. A row holds
+//! the receipt's key only; the relay reads the receipt from `accepted_receipts`, so the row it rewrites to
+//! mark it published is small. This module
 //! owns every write to it, and to `receipt_publications`, which keeps when each receipt was acknowledged
 //! after its outbox row is gone.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text};
+use diesel::sql_types::{Array, Int8, Jsonb, Text, Timestamptz};
 
 use crate::domain::receipt::ReceiptEnvelope;
 use crate::store::schema::outbox;
 use crate::store::statement::statement;
 
 /// An outbox row to publish: its id, the message key (the place) and the payload.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub struct Pending {
     pub id: i64,
     pub key: String,
     pub payload: String,
 }
 
+/// An accepted receipt to queue for Kafka: the receipt itself is read from `accepted_receipts` when it is
+/// published, so the outbox row holds only its key.
+pub struct Queued {
+    pub merchant_id: String,
+    pub transaction_id: String,
+    pub place_id: String,
+}
+
 /// Queues accepted receipts for Kafka, in the transaction that accepts them, in the order given.
-pub fn enqueue_all(conn: &mut PgConnection, envelopes: &[ReceiptEnvelope]) -> QueryResult<()> {
-    if envelopes.is_empty() {
+pub fn enqueue_all(conn: &mut PgConnection, receipts: &[Queued]) -> QueryResult<()> {
+    if receipts.is_empty() {
         return Ok(());
     }
-    let merchant_ids: Vec<&str> = envelopes
+    let merchant_ids: Vec<&str> = receipts
         .iter()
-        .map(|envelope| envelope.merchant_id.as_str())
+        .map(|queued| queued.merchant_id.as_str())
         .collect();
-    let transaction_ids: Vec<&str> = envelopes
+    let transaction_ids: Vec<&str> = receipts
         .iter()
-        .map(|envelope| envelope.receipt.transaction_id.as_str())
+        .map(|queued| queued.transaction_id.as_str())
         .collect();
-    let keys: Vec<&str> = envelopes
-        .iter()
-        .map(|envelope| envelope.receipt.place_id.as_str())
-        .collect();
-    let payloads: Vec<String> = envelopes.iter().map(ReceiptEnvelope::to_json).collect();
+    let keys: Vec<&str> = receipts.iter().map(|queued| queued.place_id.as_str()).collect();
     statement(
-        "INSERT INTO outbox (merchant_id, transaction_id, message_key, payload)
-         SELECT merchant_id, transaction_id, message_key, payload
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-             AS new (merchant_id, transaction_id, message_key, payload, position)
+        "INSERT INTO outbox (merchant_id, transaction_id, message_key)
+         SELECT merchant_id, transaction_id, message_key
+         FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
+             AS new (merchant_id, transaction_id, message_key, position)
          ORDER BY position",
     )
     .bind::<Array<Text>, _>(merchant_ids)
     .bind::<Array<Text>, _>(transaction_ids)
     .bind::<Array<Text>, _>(keys)
-    .bind::<Array<Text>, _>(payloads)
     .execute(conn)?;
     Ok(())
 }
@@ -62,17 +67,43 @@ pub fn backlog(conn: &mut PgConnection) -> QueryResult<i64> {
         .get_result(conn)
 }
 
-/// Claims up to `limit` unpublished rows, oldest first, locking them until the transaction ends; rows another
-/// relay holds are skipped, so replicas never publish a row twice.
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = Int8)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    message_key: String,
+    #[diesel(sql_type = Text)]
+    merchant_id: String,
+    #[diesel(sql_type = Timestamptz)]
+    received_at: DateTime<Utc>,
+    #[diesel(sql_type = Jsonb)]
+    receipt: serde_json::Value,
+}
+
+/// Claims up to `limit` unpublished rows, oldest first, each with its receipt as accepted, locking the rows
+/// (not the accepted receipts) until the transaction ends; rows another relay holds are skipped, so replicas
+/// never publish a row twice.
 pub fn claim(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Pending>> {
-    outbox::table
-        .filter(outbox::published_at.is_null())
-        .order(outbox::id.asc())
-        .limit(limit)
-        .select((outbox::id, outbox::message_key, outbox::payload))
-        .for_update()
-        .skip_locked()
-        .load(conn)
+    let claimed: Vec<Claimed> = statement(
+        "SELECT o.id, o.message_key, a.merchant_id, a.received_at, a.receipt
+         FROM outbox o
+         JOIN accepted_receipts a ON a.merchant_id = o.merchant_id AND a.transaction_id = o.transaction_id
+         WHERE o.published_at IS NULL
+         ORDER BY o.id
+         LIMIT $1
+         FOR UPDATE OF o SKIP LOCKED",
+    )
+    .bind::<Int8, _>(limit)
+    .load(conn)?;
+    Ok(claimed
+        .into_iter()
+        .map(|row| Pending {
+            id: row.id,
+            key: row.message_key,
+            payload: ReceiptEnvelope::new(row.merchant_id, row.received_at, row.receipt).to_json(),
+        })
+        .collect())
 }
 
 /// Marks rows published (the broker acknowledged them), and records when for their receipts (the latest
@@ -88,8 +119,8 @@ pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
          ORDER BY merchant_id, transaction_id
          ON CONFLICT (merchant_id, transaction_id) DO UPDATE SET published_at = excluded.published_at",
     )
-    .bind::<diesel::sql_types::Timestamptz, _>(Utc::now())
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
+    .bind::<Timestamptz, _>(Utc::now())
+    .bind::<Array<Int8>, _>(ids)
     .execute(conn)?;
     Ok(())
 }
@@ -127,7 +158,7 @@ pub fn reconcile(conn: &mut PgConnection, grace: Duration) -> QueryResult<Reconc
                AND EXISTS (SELECT 1 FROM receipts r
                            WHERE r.merchant_id = o.merchant_id AND r.transaction_id = o.transaction_id)",
         )
-        .bind::<diesel::sql_types::Int8, _>(grace_ms)
+        .bind::<Int8, _>(grace_ms)
         .execute(conn)?;
         let replayed = diesel::sql_query(
             "UPDATE outbox o SET published_at = NULL, replays = o.replays + 1
@@ -138,7 +169,7 @@ pub fn reconcile(conn: &mut PgConnection, grace: Duration) -> QueryResult<Reconc
                                  WHERE r.merchant_id = s.merchant_id AND r.transaction_id = s.transaction_id)
                FOR UPDATE SKIP LOCKED)",
         )
-        .bind::<diesel::sql_types::Int8, _>(grace_ms)
+        .bind::<Int8, _>(grace_ms)
         .execute(conn)?;
         Ok(Reconciled { confirmed, replayed })
     })

@@ -101,7 +101,6 @@ diesel::table! {
         merchant_id -> Text,
         transaction_id -> Text,
         message_key -> Text,
-        payload -> Text,
         created_at -> Timestamptz,
         published_at -> Nullable<Timestamptz>,
         attempts -> Int4,

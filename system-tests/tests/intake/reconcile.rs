@@ -3,10 +3,11 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use shared_models::domain::receipt::ReceiptEnvelope;
-use shared_models::store::schema::outbox;
+use shared_models::store::schema::{accepted_receipts, outbox};
 use shared_models::store::{receipts, PgPool};
 use shared_models::testing::service_url;
 
@@ -18,18 +19,35 @@ struct Waiting {
     deletes: i64,
 }
 
-/// The outbox row of a receipt: its payload and when it was published, if it still exists.
-fn outbox_row(
-    pool: &PgPool,
-    transaction_id: &str,
-) -> Option<(String, Option<chrono::DateTime<chrono::Utc>>)> {
+/// The outbox row of a receipt: when it was published, if it still exists.
+fn outbox_row(pool: &PgPool, transaction_id: &str) -> Option<Option<DateTime<Utc>>> {
     let mut conn = pool.get().expect("connection");
     outbox::table
         .filter(outbox::transaction_id.eq(transaction_id))
-        .select((outbox::payload, outbox::published_at))
+        .select(outbox::published_at)
         .first(&mut conn)
         .optional()
         .expect("the outbox row")
+}
+
+/// The envelope the relay publishes for an accepted receipt.
+fn accepted_envelope(pool: &PgPool, transaction_id: &str) -> ReceiptEnvelope {
+    let mut conn = pool.get().expect("connection");
+    let (merchant_id, received_at, receipt): (String, DateTime<Utc>, serde_json::Value) =
+        accepted_receipts::table
+            .filter(accepted_receipts::transaction_id.eq(transaction_id))
+            .select((
+                accepted_receipts::merchant_id,
+                accepted_receipts::received_at,
+                accepted_receipts::receipt,
+            ))
+            .first(&mut conn)
+            .expect("the accepted receipt");
+    ReceiptEnvelope::new(
+        merchant_id,
+        received_at,
+        serde_json::from_value(receipt).expect("a receipt"),
+    )
 }
 
 /// Waits until `done` holds, or fails with `what` after 20 s.
@@ -58,11 +76,10 @@ async fn receipts_are_published_while_a_reconcile_pass_waits() {
     // A receipt published and stored by the consumer: the reconcile's next pass deletes its outbox row.
     post(&producer, &token, "stored").await;
     eventually("the first receipt was never published", || {
-        outbox_row(&producer.pool, "stored").is_some_and(|(_, published)| published.is_some())
+        outbox_row(&producer.pool, "stored").is_some_and(|published| published.is_some())
     })
     .await;
-    let (payload, _) = outbox_row(&producer.pool, "stored").expect("its outbox row");
-    let envelope: ReceiptEnvelope = serde_json::from_str(&payload).expect("an envelope");
+    let envelope = accepted_envelope(&producer.pool, "stored");
     let mut conn = producer.pool.get().expect("connection");
     receipts::store_receipts(&mut conn, &[envelope]).expect("stored as the consumer stores it");
 
@@ -98,7 +115,7 @@ async fn receipts_are_published_while_a_reconcile_pass_waits() {
     post(&producer, &token, "while-reconciling").await;
     eventually(
         "a receipt accepted during the reconcile pass was not published",
-        || outbox_row(&producer.pool, "while-reconciling").is_some_and(|(_, published)| published.is_some()),
+        || outbox_row(&producer.pool, "while-reconciling").is_some_and(|published| published.is_some()),
     )
     .await;
 
