@@ -6,6 +6,8 @@
 #              each, default 500,000)
 #   analytics  analytics at scale over HTTP, on a PostgreSQL of its own in .bench/ (kept between runs, so each
 #              dataset is seeded once); BENCH_DATASETS chooses the datasets
+#   steady     only when named: the whole pipeline at a fixed rate on a fresh stack, to compare two builds or
+#              settings (scripts/steady.sh; BENCH_STEADY_RATE, BENCH_STEADY_SECONDS, BENCH_BIN_DIR)
 # `scripts/bench.sh` runs all three; `scripts/bench.sh intake drain` (any of them, in that order) some. Each
 # writes its part to target/bench/; the run's report, with its charts, goes to bench/results/<date>/.
 set -euo pipefail
@@ -23,6 +25,10 @@ fi
 
 if [[ "$which" == *" drain "* ]]; then
   TEST_TANSU_BIN="$TANSU_BIN" cargo bench -p system-tests --bench drain
+fi
+
+if [[ "$which" == *" steady "* ]]; then
+  scripts/steady.sh
 fi
 
 if [[ "$which" == *" analytics "* ]]; then
@@ -49,7 +55,7 @@ mkdir -p "$RESULTS"
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);" \
     "commit $(git rev-parse --short HEAD)$(git diff --quiet -- . ':!bench/results' || echo ' (with uncommitted changes)');" \
     "command: \`scripts/bench.sh${*:+ $*}\`."
-  for part in intake drain analytics; do
+  for part in intake drain steady analytics; do
     if [ -f "target/bench/$part.md" ]; then
       echo
       echo "## $part"
