@@ -51,8 +51,8 @@ pub struct IngestConfig {
     pub lag_interval_ms: u64,
     /// Least time between two recompute jobs from one consumer, in milliseconds: the hour buckets written
     /// meanwhile go together in the next job. Analytics count a receipt as soon as it is stored; the jobs
-    /// check its hours against the receipts, re-reading every receipt of each hour, so under a steady load
-    /// they cost more the more often they run.
-    #[arg(long, env = "CONSUMER_RECOMPUTE_INTERVAL_MS", default_value_t = 60000)]
+    /// check its hours against the receipts stored since each hour's last check, so more frequent jobs read
+    /// the same receipts in smaller pieces.
+    #[arg(long, env = "CONSUMER_RECOMPUTE_INTERVAL_MS", default_value_t = 10000)]
     pub recompute_interval_ms: u64,
 }

@@ -18,9 +18,17 @@ pub struct WorkerConfig {
     /// Retries of a failing job (with exponential back-off) before it is kept as failed.
     #[arg(long, env = "JOB_RETRIES", default_value_t = 4)]
     pub job_retries: usize,
+    /// How many days jobs that succeeded stay in the `jobs` table; the hourly reconcile forgets older ones.
+    #[arg(long, env = "JOB_HISTORY_DAYS", default_value_t = 7)]
+    pub job_history_days: u32,
     /// How often an idle replica looks for new jobs, in milliseconds (how soon a recompute starts).
     #[arg(long, env = "WORKER_POLL_MS", default_value_t = 250)]
     pub poll_ms: u64,
+    /// How much of the time a check of the consumer's buckets keeps the database busy, in percent: after each
+    /// slice of buckets it pauses for the rest (100: no pauses).
+    #[arg(long, env = "WORKER_CHECK_DUTY_PERCENT", default_value_t = 25,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub check_duty_percent: u32,
     /// Jobs one replica runs at once.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,

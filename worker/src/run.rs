@@ -11,7 +11,7 @@ use apalis::prelude::{
     AbortError, BackendExt, BoxDynError, Data, RetryPolicy, WorkerBuilder, WorkerBuilderExt,
 };
 use apalis_cron::{CronScheduler, Tick};
-use chrono::DateTime;
+use chrono::{DateTime, TimeDelta};
 use shared_models::domain::jobs::{AnalyticsJob, AnalyticsWork};
 use shared_models::queue::{self, AnalyticsQueue};
 use shared_models::store::{self, PgPool};
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
-use crate::jobs::{self, MaxAttempts};
+use crate::jobs::{self, CheckPace, JobHistory, MaxAttempts};
 
 #[derive(Debug, Clone, Copy)]
 struct Lookback(u32);
@@ -187,6 +187,10 @@ pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Resul
                 .layer(PrometheusLayer::default())
                 .data(pool)
                 .data(MaxAttempts(config.job_retries + 1))
+                .data(CheckPace {
+                    duty_percent: config.check_duty_percent,
+                })
+                .data(JobHistory(TimeDelta::days(i64::from(config.job_history_days))))
                 .build(jobs::handle)
                 .run_until(stopped(shutdown))
                 .await?;

@@ -70,6 +70,17 @@ pub fn unfinished(conn: &mut PgConnection) -> QueryResult<Vec<AnalyticsJob>> {
         .collect())
 }
 
+/// Forgets the jobs that finished well, queued before `before`; failed jobs stay for admins to see. Returns
+/// how many were forgotten.
+pub fn forget_done_before(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(
+        jobs::table
+            .filter(jobs::status.eq(JobStatus::Done.as_str()))
+            .filter(jobs::created_at.lt(before)),
+    )
+    .execute(conn)
+}
+
 /// How many jobs are in each status, every status listed (zero included).
 pub fn counts(conn: &mut PgConnection) -> QueryResult<Vec<(JobStatus, i64)>> {
     let found: Vec<(String, i64)> = jobs::table
