@@ -155,6 +155,19 @@ kill_redis_and_its_data() {
   rm -rf "$dir"/appendonlydir "$dir"/*.aof "$dir"/dump.rdb
 }
 
+# wait_until_ready LOGS URL...: waits up to a minute for each URL to answer with success; fails naming LOGS.
+wait_until_ready() {
+  local logs="$1" url attempt
+  shift
+  for url in "$@"; do
+    for attempt in $(seq 1 120); do
+      curl -fsS "$url" >/dev/null 2>&1 && break
+      [ "$attempt" -eq 120 ] && { log "$url is not ready; see $logs"; return 1; }
+      sleep 0.5
+    done
+  done
+}
+
 wait_for_port() {
   local port="$1" what="$2"
   for _ in $(seq 1 150); do

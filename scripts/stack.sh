@@ -47,13 +47,7 @@ up() {
     WORKER_NAME="worker-$i" WORKER_METRICS_ADDR="127.0.0.1:$((9100 + i))" supervise "worker-$i" "$STATE" target/debug/worker
   done
 
-  for url in "http://$PRODUCER_ADDR/ready" "http://$CONSUMER_ADDR/ready"; do
-    for attempt in $(seq 1 120); do
-      curl -fsS "$url" >/dev/null 2>&1 && break
-      [ "$attempt" -eq 120 ] && { log "$url is not ready; see $STATE/logs/"; exit 1; }
-      sleep 0.5
-    done
-  done
+  wait_until_ready "$STATE/logs/" "http://$PRODUCER_ADDR/ready" "http://$CONSUMER_ADDR/ready"
 
   cat >"$STATE/env" <<ENV
 PRODUCER_URL=http://$PRODUCER_ADDR

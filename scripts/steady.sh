@@ -50,13 +50,7 @@ for name in producer consumer worker; do
   "$BIN/$name" >"$WORK/$name.log" 2>&1 &
   echo $! >"$WORK/$name.pid"
 done
-for url in "http://$PRODUCER_ADDR/ready" "http://$CONSUMER_ADDR/ready"; do
-  for attempt in $(seq 1 120); do
-    curl -fsS "$url" >/dev/null 2>&1 && break
-    [ "$attempt" -eq 120 ] && { log "$url is not ready; see $WORK"; exit 1; }
-    sleep 0.5
-  done
-done
+wait_until_ready "$WORK" "http://$PRODUCER_ADDR/ready" "http://$CONSUMER_ADDR/ready"
 
 loadgen() {
   target/release/loadgen --producer "http://$PRODUCER_ADDR" --consumer "http://$CONSUMER_ADDR" \
