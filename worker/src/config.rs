@@ -18,7 +18,8 @@ pub struct WorkerConfig {
     /// Retries of a failing job (with exponential back-off) before it is kept as failed.
     #[arg(long, env = "JOB_RETRIES", default_value_t = 4)]
     pub job_retries: usize,
-    /// How many days jobs that succeeded stay in the `jobs` table; the hourly reconcile forgets older ones.
+    /// How many days after it was queued a job that succeeded stays in the `jobs` table; the hourly reconcile
+    /// forgets older ones.
     #[arg(long, env = "JOB_HISTORY_DAYS", default_value_t = 7)]
     pub job_history_days: u32,
     /// How often an idle replica looks for new jobs, in milliseconds (how soon a recompute starts).

@@ -40,8 +40,8 @@ impl CheckPace {
     }
 }
 
-/// How long finished jobs stay in the `jobs` table (`JOB_HISTORY_DAYS`); the hourly reconcile forgets older
-/// ones that succeeded. Failed jobs stay until an admin deals with them.
+/// How long after it was queued a job that succeeded stays in the `jobs` table (`JOB_HISTORY_DAYS`); the
+/// hourly reconcile forgets older ones. Failed jobs stay until an admin deals with them.
 #[derive(Debug, Clone, Copy)]
 pub struct JobHistory(pub TimeDelta);
 
@@ -90,7 +90,7 @@ pub fn perform(
             let forgotten = store::jobs::forget_done_before(conn, *slot - kept)?;
             if forgotten > 0 {
                 log::info!(
-                    "forgot {forgotten} jobs finished more than {} days before",
+                    "forgot {forgotten} jobs that succeeded, queued more than {} days before",
                     kept.num_days()
                 );
             }
