@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p system-tests --bin loadgen -- --token $ADMIN_TOKEN --rate 1000 --seconds 60`
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,9 @@ struct Args {
     /// Share of submissions that are invalid (answered 422).
     #[arg(long, env = "LOADGEN_INVALID", default_value_t = 0.01)]
     invalid: f64,
+    /// Also write each second's throughput and latency to this CSV file.
+    #[arg(long, env = "LOADGEN_TIMELINE")]
+    timeline: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -70,6 +74,7 @@ async fn main() {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
+    let started_at = chrono::Utc::now();
     let run = tokio::spawn(loadgen::run(plan, counters.clone()));
     let started = std::time::Instant::now();
     while !run.is_finished() {
@@ -86,7 +91,15 @@ async fn main() {
     }
     bar.finish_and_clear();
     match run.await {
-        Ok(report) => println!("{report}"),
+        Ok(report) => {
+            println!("{report}");
+            if let Some(path) = &args.timeline {
+                if let Err(error) = std::fs::write(path, report.timeline(started_at)) {
+                    eprintln!("loadgen could not write {}: {error}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
         Err(error) => {
             eprintln!("loadgen failed: {error}");
             std::process::exit(1);

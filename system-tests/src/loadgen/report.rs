@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+
 /// One second of the run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Second {
@@ -92,6 +94,28 @@ impl Report {
     }
 }
 
+impl Report {
+    /// One line per second of the run, as CSV: when the second began (RFC 3339, from `started`), receipts
+    /// accepted and requests answered in it, and the p50 and p99 of their latencies in milliseconds.
+    pub fn timeline(&self, started: DateTime<Utc>) -> String {
+        let mut csv = String::from("second,at,accepted,answered,p50_ms,p99_ms\n");
+        for (index, second) in self.seconds.iter().enumerate() {
+            let mut sorted = second.latencies.clone();
+            sorted.sort_unstable();
+            let at = started + TimeDelta::seconds(index as i64);
+            csv.push_str(&format!(
+                "{index},{},{},{},{:.1},{:.1}\n",
+                at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                second.accepted,
+                second.answered,
+                percentile(&sorted, 0.50) as f64 / 1000.0,
+                percentile(&sorted, 0.99) as f64 / 1000.0
+            ));
+        }
+        csv
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -136,7 +160,28 @@ impl fmt::Display for Report {
 
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+
+    use super::{percentile, Report};
+
+    #[test]
+    fn the_timeline_has_a_line_per_second_with_its_own_percentiles() {
+        let mut report = Report::default();
+        for millis in 1..=100 {
+            report.record(0, 202, Duration::from_millis(millis));
+        }
+        report.record(2, 422, Duration::from_millis(7));
+        let started: DateTime<Utc> = "2026-11-26T17:00:59Z".parse().expect("a time");
+        assert_eq!(
+            report.timeline(started),
+            "second,at,accepted,answered,p50_ms,p99_ms\n\
+             0,2026-11-26T17:00:59Z,100,100,50.0,99.0\n\
+             1,2026-11-26T17:01:00Z,0,0,0.0,0.0\n\
+             2,2026-11-26T17:01:01Z,0,1,7.0,7.0\n"
+        );
+    }
 
     #[test]
     fn percentiles_take_the_nearest_rank() {
