@@ -4,7 +4,9 @@
 # in-memory broker, the release producer, consumer and worker with their defaults (or whatever the
 # environment sets), 20 s of flat-out intake to warm up, then `loadgen --rate BENCH_STEADY_RATE` (default
 # 3200) for BENCH_STEADY_SECONDS (default 120). Writes target/bench/steady.md: latency, write-ahead log per
-# accepted receipt, autovacuum's passes and the statements that took over a second.
+# accepted receipt, autovacuum's passes, the seconds whose p99 was over 100 ms, and what PostgreSQL logged
+# meanwhile (statements over a second, autovacuum's passes, checkpoints), with times; and each second's
+# throughput and latency to target/bench/steady-timeline.csv.
 # Run it through `scripts/bench.sh steady`, which builds the release binaries first; BENCH_BIN_DIR runs another
 # build's producer, consumer and worker under this checkout's load generator.
 set -euo pipefail
@@ -31,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PG_OPTIONS="-c log_autovacuum_min_duration=0 -c log_min_duration_statement=1000" \
+PG_OPTIONS="-c log_autovacuum_min_duration=0 -c log_min_duration_statement=1000 -c log_checkpoints=on" \
   start_postgres "$WORK/postgres" "$PG_PORT"
 start_redis "$WORK/redis" "$REDIS_PORT"
 start_tansu "$WORK" "$KAFKA_PORT"
@@ -62,7 +64,7 @@ wal_before=$(sql "SELECT pg_current_wal_lsn()")
 accepted_before=$(sql "SELECT count(*) FROM accepted_receipts")
 log_from=$(wc -l <"$WORK/postgres/server.log")
 log "the whole pipeline at $RATE receipts/s for $SECONDS_AT_RATE s"
-loadgen --rate "$RATE" --seconds "$SECONDS_AT_RATE" >"$WORK/steady.txt"
+loadgen --rate "$RATE" --seconds "$SECONDS_AT_RATE" --timeline "$WORK/timeline.csv" >"$WORK/steady.txt"
 accepted=$(($(sql "SELECT count(*) FROM accepted_receipts") - accepted_before))
 wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before')::bigint")
 
@@ -83,23 +85,43 @@ mkdir -p target/bench
        /system usage:/ && table != "" { match($0, /elapsed: [0-9.]+/); times[table] = times[table] " " substr($0, RSTART + 9, RLENGTH - 9); table = "" }
        END { for (t in times) print "- `" t "`:" times[t] }' "$WORK/postgres/server.log" | sort
   echo
-  echo "Statements that took over a second at the rate, by the table they write (or read):"
+  echo "Seconds at the rate whose p99 was over 100 ms, in runs (UTC; a run goes on across gaps of up to 2 s):"
+  echo
+  awk -F, '
+    function flush() {
+      if (first != "") print "- " substr(from, 12, 8) " to " substr(to, 12, 8) " (" last - first + 1 " s): worst second'"'"'s p99 " worst " ms"
+    }
+    NR > 1 && $6 > 100 {
+      if (first == "" || $1 > last + 3) { flush(); first = $1; from = $2; worst = 0 }
+      last = $1; to = $2
+      if ($6 + 0 > worst) worst = $6 + 0
+    }
+    END { if (first == "") print "- none"; flush() }' "$WORK/timeline.csv"
+  echo
+  echo "What PostgreSQL logged at the rate (UTC, when each ended): statements over a second,"
+  echo "autovacuum's passes and checkpoints:"
   echo
   tail -n +"$log_from" "$WORK/postgres/server.log" | awk '
     function flush(  what) {
-      if (ms == "") return
-      what = "a query"
-      if (match(text, /(INSERT INTO|UPDATE|DELETE FROM) [a-z_]+/)) what = substr(text, RSTART, RLENGTH)
-      else if (match(text, /FROM [a-z_]+/)) what = substr(text, RSTART, RLENGTH)
-      print "- " ms " ms: `" what "`"
-      ms = ""
+      if (ms != "") {
+        what = text
+        sub(/.*duration: [0-9.]+ ms +[a-z]+[^:]*: +/, "", what)
+        gsub(/[ \t]+/, " ", what)
+        print "- " at " statement, " ms " ms: `" substr(what, 1, 90) "`"; shown++
+      }
+      if (table != "" && match(text, /elapsed: [0-9.]+/)) { print "- " at " autovacuum of `" table "`, " substr(text, RSTART + 9, RLENGTH - 9) " s"; shown++ }
+      ms = ""; table = ""
     }
     /^[0-9][0-9][0-9][0-9]-/ {
       flush()
-      if (match($0, /duration: [0-9.]+ ms/)) { ms = substr($0, RSTART + 10, RLENGTH - 13); text = $0 }
+      at = substr($0, 12, 8); text = $0
+      if (match($0, /duration: [0-9.]+ ms/)) ms = substr($0, RSTART + 10, RLENGTH - 13)
+      if (match($0, /automatic vacuum of table "[^"]*"/)) { table = substr($0, RSTART + 27, RLENGTH - 28); sub(/^[^.]*[.][^.]*[.]/, "", table) }
+      if (match($0, /checkpoint (starting|complete).*/)) { print "- " at " " substr($0, RSTART, RLENGTH > 60 ? 60 : RLENGTH); shown++ }
       next
     }
-    { if (ms != "") text = text " " $0 }
-    END { flush() }'
+    { text = text " " $0 }
+    END { flush(); if (!shown) print "- none" }'
 } >target/bench/steady.md
+cp "$WORK/timeline.csv" target/bench/steady-timeline.csv
 cat target/bench/steady.md
