@@ -22,7 +22,6 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use system_tests::bench;
 use system_tests::loadgen::receipts::Mix;
-use system_tests::loadgen::report::percentile;
 use system_tests::loadgen::{self, Counters, Plan, Report};
 use system_tests::stack::Stack;
 
@@ -216,12 +215,7 @@ fn main() {
         let (first_minute, last_minute) = trend(&samples);
         let rss = |name: &str| stack.peak_rss_kib(name).unwrap_or_default() as f64 / 1024.0;
 
-        let mut per_second_p99 = Vec::new();
-        for second in &pipeline.seconds {
-            let mut latencies = second.latencies.clone();
-            latencies.sort_unstable();
-            per_second_p99.push(percentile(&latencies, 0.99) as f64 / 1000.0);
-        }
+        let per_second_p99: Vec<f64> = pipeline.seconds.iter().map(|second| second.latency_ms(0.99)).collect();
         let report = format!(
             "| what | measured |\n|---|---|\n\
              | pgbench ceiling, one transaction per receipt, {CONNECTIONS} clients (median of {ROUNDS} rounds of {round} s) | {ceiling:.0} tx/s (rounds: {ceilings}) |\n\

@@ -15,6 +15,13 @@ pub struct Second {
     pub latencies: Vec<u64>,
 }
 
+impl Second {
+    /// Latency percentile of this second's answers, in milliseconds.
+    pub fn latency_ms(&self, share: f64) -> f64 {
+        percentile_ms(&self.latencies, share)
+    }
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -40,6 +47,13 @@ pub fn percentile(sorted: &[u64], share: f64) -> u64 {
     sorted[rank - 1]
 }
 
+/// The percentile of latencies in microseconds (in any order), in milliseconds.
+fn percentile_ms(latencies: &[u64], share: f64) -> f64 {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    percentile(&sorted, share) as f64 / 1000.0
+}
+
 impl Report {
     pub fn accepted(&self) -> u64 {
         self.statuses.get(&202).copied().unwrap_or(0)
@@ -51,9 +65,7 @@ impl Report {
 
     /// Latency percentile in milliseconds.
     pub fn latency_ms(&self, share: f64) -> f64 {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        percentile(&sorted, share) as f64 / 1000.0
+        percentile_ms(&self.latencies, share)
     }
 
     /// Freshness percentile in milliseconds.
@@ -92,24 +104,20 @@ impl Report {
             mine.latencies.extend(theirs.latencies);
         }
     }
-}
 
-impl Report {
     /// One line per second of the run, as CSV: when the second began (RFC 3339, from `started`), receipts
     /// accepted and requests answered in it, and the p50 and p99 of their latencies in milliseconds.
     pub fn timeline(&self, started: DateTime<Utc>) -> String {
         let mut csv = String::from("second,at,accepted,answered,p50_ms,p99_ms\n");
         for (index, second) in self.seconds.iter().enumerate() {
-            let mut sorted = second.latencies.clone();
-            sorted.sort_unstable();
             let at = started + TimeDelta::seconds(index as i64);
             csv.push_str(&format!(
                 "{index},{},{},{},{:.1},{:.1}\n",
                 at.to_rfc3339_opts(SecondsFormat::Secs, true),
                 second.accepted,
                 second.answered,
-                percentile(&sorted, 0.50) as f64 / 1000.0,
-                percentile(&sorted, 0.99) as f64 / 1000.0
+                second.latency_ms(0.50),
+                second.latency_ms(0.99)
             ));
         }
         csv
