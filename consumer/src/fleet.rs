@@ -8,7 +8,7 @@ use serde::Serialize;
 use shared_models::domain::jobs::JobStatus;
 use shared_models::store;
 use shared_models::store::jobs::JobRecord;
-use shared_models::store::schema::{hourly_runs, outbox};
+use shared_models::store::schema::hourly_runs;
 
 /// A worker replica, as it registered in Redis.
 #[derive(Debug, Clone, Serialize, Apiv2Schema)]
@@ -64,10 +64,7 @@ pub fn ledger(conn: &mut PgConnection) -> QueryResult<Ledger> {
             hourly_runs::finished_at,
         ))
         .load(conn)?;
-    let outbox_backlog = outbox::table
-        .filter(outbox::published_at.is_null())
-        .count()
-        .get_result(conn)?;
+    let outbox_backlog = store::outbox::backlog(conn)?;
     Ok(Ledger {
         jobs: counts,
         recent_failures,

@@ -1,5 +1,5 @@
-//! The outbox relay: publishes accepted receipts to Kafka with an idempotent producer and marks each outbox
-//! row published only after the broker acknowledged it. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so
+//! The outbox relay: publishes accepted receipts to Kafka with an idempotent producer and deletes each outbox
+//! row, recording its receipt's publication, only after the broker acknowledged it. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so
 //! several producer replicas can relay side by side without publishing a row twice.
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use shared_models::domain::receipt::{SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
 use shared_models::kafka;
 use shared_models::report::chain;
-use shared_models::store::outbox::{self, Reconciled};
+use shared_models::store::outbox::{self, Replayed};
 use shared_models::store::PgPool;
 use tokio::sync::watch;
 
@@ -41,6 +41,7 @@ pub fn publish_batch(
     producer: &FutureProducer,
     topic: &str,
     limit: i64,
+    grace: Duration,
 ) -> Result<usize, ProducerError> {
     let mut conn = pool.get()?;
     let mut failed = 0;
@@ -87,14 +88,14 @@ pub fn publish_batch(
                 }
             }
         }
-        outbox::mark_published(conn, &ids)?;
+        outbox::mark_published(conn, &ids, grace)?;
         if let Some((id, error)) = &failure {
             outbox::record_failure(conn, *id, error)?;
         }
         Ok::<_, ProducerError>((ids.len(), failure))
     })
     .and_then(|(published, failure)| match failure {
-        // The acknowledged rows are marked published (committed above); the others wait for the next try.
+        // The acknowledged rows are published (committed above); the others wait for the next try.
         None => Ok(published),
         Some((_, error)) => Err(ProducerError::NotAcknowledged { failed, error }),
     })
@@ -103,19 +104,18 @@ pub fn publish_batch(
 /// One reconcile pass, logged and counted; a failure is logged and tried again at the next pass.
 async fn run_reconcile(pool: &PgPool, grace: Duration, metrics: &ProducerMetrics) {
     let pool = pool.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<Reconciled, ProducerError> {
+    let result = tokio::task::spawn_blocking(move || -> Result<Replayed, ProducerError> {
         let mut conn = pool.get()?;
-        Ok(outbox::reconcile(&mut conn, grace)?)
+        Ok(outbox::reconcile(&mut conn)?)
     })
     .await;
     match result {
-        Ok(Ok(reconciled)) => {
-            metrics.outbox_replays.inc_by(reconciled.replayed as u64);
-            metrics.unconsumed_receipts.set(reconciled.replayed as i64);
-            if reconciled.replayed > 0 {
+        Ok(Ok(Replayed(replayed))) => {
+            metrics.outbox_replays.inc_by(replayed as u64);
+            metrics.unconsumed_receipts.set(replayed as i64);
+            if replayed > 0 {
                 log::warn!(
-                    "{} accepted receipts had not reached the consumer {grace:?} after publication: published again",
-                    reconciled.replayed
+                    "{replayed} accepted receipts had not reached the consumer {grace:?} or more after publication: queued for publication again"
                 );
             }
         }
@@ -125,8 +125,8 @@ async fn run_reconcile(pool: &PgPool, grace: Duration, metrics: &ProducerMetrics
 }
 
 /// Reconciles the pipeline every `RECONCILE_INTERVAL_SECONDS` until `shutdown` turns true. It runs beside
-/// the relay, not in its loop: a pass over a busy outbox takes a second or more (and waits for any row
-/// another transaction holds), and receipts accepted meanwhile must still be published.
+/// the relay, not in its loop: a pass reads every publication that fell due since the last one (and waits
+/// for another replica's pass), and receipts accepted meanwhile must still be published.
 pub async fn reconcile_periodically(
     pool: PgPool,
     config: RelayConfig,
@@ -184,9 +184,9 @@ pub async fn run(
         };
         let mut stale_producer = false;
         let (pool_, topic_) = (pool.clone(), topic.clone());
-        let limit = config.relay_batch_size;
+        let (limit, grace) = (config.relay_batch_size, config.reconcile_grace());
         let result =
-            tokio::task::spawn_blocking(move || publish_batch(&pool_, &active, &topic_, limit)).await;
+            tokio::task::spawn_blocking(move || publish_batch(&pool_, &active, &topic_, limit, grace)).await;
         let pause = match result {
             Ok(Ok(count)) if count as i64 >= limit => {
                 backoff = Duration::from_millis(250);
@@ -233,10 +233,10 @@ pub async fn run(
     log::info!("outbox relay stopped");
 }
 
-/// Marks for publication again every published receipt the consumer has not stored (after a broker that
+/// Queues for publication again every published receipt the consumer has not stored (after a broker that
 /// lost its messages, such as the local stack's in-memory one). The consumer is idempotent, so a receipt
-/// published twice is stored once. Returns how many rows were re-queued.
+/// published twice is stored once. Returns how many receipts were queued.
 pub fn replay_unconsumed(pool: &PgPool) -> Result<usize, ProducerError> {
     let mut conn = pool.get()?;
-    Ok(outbox::reconcile(&mut conn, Duration::ZERO)?.replayed)
+    Ok(outbox::replay_unconsumed(&mut conn)?.0)
 }

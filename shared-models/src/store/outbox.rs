@@ -1,9 +1,15 @@
 //! The `outbox` table: accepted receipts waiting for Kafka, written in the transaction that accepts them and
-//! drained by the relay, which marks a row published only after the broker's acknowledgement. A row holds
-//! the receipt's key only; the relay reads the receipt from `accepted_receipts`, so the row it rewrites to
-//! mark it published is small. This module
-//! owns every write to it, and to `receipt_publications`, which keeps when each receipt was acknowledged
-//! after its outbox row is gone.
+//! drained by the relay, which deletes a row only after the broker acknowledged its receipt, in the
+//! transaction that records the publication in `receipt_publications`. A row holds the receipt's key only;
+//! the relay reads the receipt from `accepted_receipts`. This module owns every write to both tables and the
+//! pipeline reconcile over them.
+//!
+//! Each publication is due for a check `grace` after it (twice as long after each replay, up to 64 times):
+//! the reconcile checks the publications that fell due since its last pass (`reconcile_progress`) and queues
+//! again the receipts the consumer has not stored. So that no publication falls due behind a pass that has
+//! already looked, a publication is recorded under a shared advisory lock and with the database's clock, and
+//! a pass takes its horizon under the same lock held exclusively: every publication committed after that has
+//! a due time after the horizon, and every one committed before is visible to the pass.
 
 use std::time::Duration;
 
@@ -12,7 +18,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int8, Jsonb, Text, Timestamptz};
 
 use crate::domain::receipt::ReceiptEnvelope;
-use crate::store::schema::outbox;
+use crate::store::schema::{outbox, reconcile_progress};
 use crate::store::statement::statement;
 
 /// An outbox row to publish: its id, the message key (the place) and the payload.
@@ -59,12 +65,13 @@ pub fn enqueue_all(conn: &mut PgConnection, receipts: &[Queued]) -> QueryResult<
     Ok(())
 }
 
+/// Key of the advisory lock under which publications are recorded (shared) and a reconcile pass takes its
+/// horizon (exclusive).
+const PUBLICATION_LOCK: i64 = 0x006f_7574_626f_7821;
+
 /// How many receipts wait for Kafka.
 pub fn backlog(conn: &mut PgConnection) -> QueryResult<i64> {
-    outbox::table
-        .filter(outbox::published_at.is_null())
-        .count()
-        .get_result(conn)
+    outbox::table.count().get_result(conn)
 }
 
 #[derive(QueryableByName)]
@@ -81,7 +88,7 @@ struct Claimed {
     receipt: serde_json::Value,
 }
 
-/// Claims up to `limit` unpublished rows, oldest first, each with its receipt as accepted, locking the rows
+/// Claims up to `limit` rows, oldest first, each with its receipt as accepted, locking the rows
 /// (not the accepted receipts) until the transaction ends; rows another relay holds are skipped, so replicas
 /// never publish a row twice.
 pub fn claim(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Pending>> {
@@ -89,7 +96,6 @@ pub fn claim(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Pending>> {
         "SELECT o.id, o.message_key, a.merchant_id, a.received_at, a.receipt
          FROM outbox o
          JOIN accepted_receipts a ON a.merchant_id = o.merchant_id AND a.transaction_id = o.transaction_id
-         WHERE o.published_at IS NULL
          ORDER BY o.id
          LIMIT $1
          FOR UPDATE OF o SKIP LOCKED",
@@ -106,23 +112,34 @@ pub fn claim(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Pending>> {
         .collect())
 }
 
-/// Marks rows published (the broker acknowledged them), and records when for their receipts (the latest
-/// acknowledgement, if a receipt is published again).
-pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
+/// Deletes the rows the broker acknowledged and records the publication of their receipts: when (the
+/// latest, if a receipt is published again), how many times it was replayed, and when the reconcile is to
+/// check that the consumer stored it.
+pub fn mark_published(conn: &mut PgConnection, ids: &[i64], grace: Duration) -> QueryResult<()> {
+    statement("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind::<Int8, _>(PUBLICATION_LOCK)
+        .execute(conn)?;
     statement(
-        "WITH marked AS (
-            UPDATE outbox SET published_at = $1, attempts = attempts + 1 WHERE id = ANY($2)
-            RETURNING merchant_id, transaction_id
+        "WITH published AS (
+            DELETE FROM outbox WHERE id = ANY($1) RETURNING merchant_id, transaction_id, replays
          )
-         INSERT INTO receipt_publications (merchant_id, transaction_id, published_at)
-         SELECT merchant_id, transaction_id, $1 FROM marked
+         INSERT INTO receipt_publications (merchant_id, transaction_id, published_at, replays, check_due_at)
+         SELECT merchant_id, transaction_id, clock_timestamp(), replays,
+                clock_timestamp() + make_interval(secs => $2::float8 / 1000 * (1 << least(replays, 6)))
+         FROM published
          ORDER BY merchant_id, transaction_id
-         ON CONFLICT (merchant_id, transaction_id) DO UPDATE SET published_at = excluded.published_at",
+         ON CONFLICT (merchant_id, transaction_id) DO UPDATE
+         SET published_at = excluded.published_at, replays = excluded.replays,
+             check_due_at = excluded.check_due_at",
     )
-    .bind::<Timestamptz, _>(Utc::now())
     .bind::<Array<Int8>, _>(ids)
+    .bind::<Int8, _>(millis(grace))
     .execute(conn)?;
     Ok(())
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Records a failed publication of a row, with the broker's error.
@@ -136,41 +153,66 @@ pub fn record_failure(conn: &mut PgConnection, id: i64, error: &str) -> QueryRes
     Ok(())
 }
 
-/// What one reconcile pass did.
+/// The receipts that one reconcile pass (or an operator's replay) queued for publication again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Reconciled {
-    /// Published rows whose receipt the consumer has stored: done, and deleted from the outbox.
-    pub confirmed: usize,
-    /// Published rows whose receipt is still missing after the grace period: queued for publication again.
-    pub replayed: usize,
+pub struct Replayed(pub usize);
+
+#[derive(QueryableByName)]
+struct Horizon {
+    #[diesel(sql_type = Timestamptz)]
+    horizon: DateTime<Utc>,
 }
 
-/// The pipeline reconcile: a published receipt that the consumer has stored is done (its outbox row is
-/// deleted); one that is still missing `grace` after publication (twice as long after each replay, up to 64
-/// times) was lost on the way, by a broker that lost its messages or a consumer that skipped them, and is
-/// published again. Safe to run in several replicas at once.
-pub fn reconcile(conn: &mut PgConnection, grace: Duration) -> QueryResult<Reconciled> {
-    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+/// Queues again the receipts published with a check due in `(after, until]` that the consumer has not
+/// stored and that are not already queued, each counting one more replay, in the order their checks fell due.
+fn replay_missing(conn: &mut PgConnection, after: DateTime<Utc>, until: DateTime<Utc>) -> QueryResult<usize> {
+    statement(
+        "INSERT INTO outbox (merchant_id, transaction_id, message_key, replays)
+         SELECT p.merchant_id, p.transaction_id, a.place_id, p.replays + 1
+         FROM receipt_publications p
+         JOIN accepted_receipts a ON a.merchant_id = p.merchant_id AND a.transaction_id = p.transaction_id
+         WHERE p.check_due_at > $1 AND p.check_due_at <= $2
+           AND NOT EXISTS (SELECT 1 FROM receipts r
+                           WHERE r.merchant_id = p.merchant_id AND r.transaction_id = p.transaction_id)
+           AND NOT EXISTS (SELECT 1 FROM outbox o
+                           WHERE o.merchant_id = p.merchant_id AND o.transaction_id = p.transaction_id)
+         ORDER BY p.check_due_at",
+    )
+    .bind::<Timestamptz, _>(after)
+    .bind::<Timestamptz, _>(until)
+    .execute(conn)
+}
+
+/// The pipeline reconcile: every published receipt whose check fell due since the last pass and that the
+/// consumer has still not stored was lost on the way, by a broker that lost its messages or a consumer that
+/// skipped them, and is queued for publication again. Safe to run in several replicas at once: passes take
+/// turns, and each checks what the one before left.
+pub fn reconcile(conn: &mut PgConnection) -> QueryResult<Replayed> {
+    let horizon = conn.transaction(|conn| {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLICATION_LOCK})")).execute(conn)?;
+        diesel::sql_query("SELECT clock_timestamp() AS horizon").get_result::<Horizon>(conn)
+    })?;
     conn.transaction(|conn| {
-        let confirmed = diesel::sql_query(
-            "DELETE FROM outbox o
-             WHERE o.published_at < now() - make_interval(secs => $1::float8 / 1000)
-               AND EXISTS (SELECT 1 FROM receipts r
-                           WHERE r.merchant_id = o.merchant_id AND r.transaction_id = o.transaction_id)",
-        )
-        .bind::<Int8, _>(grace_ms)
-        .execute(conn)?;
-        let replayed = diesel::sql_query(
-            "UPDATE outbox o SET published_at = NULL, replays = o.replays + 1
-             WHERE o.id IN (
-               SELECT id FROM outbox s
-               WHERE s.published_at < now() - make_interval(secs => $1::float8 / 1000 * (1 << least(s.replays, 6)))
-                 AND NOT EXISTS (SELECT 1 FROM receipts r
-                                 WHERE r.merchant_id = s.merchant_id AND r.transaction_id = s.transaction_id)
-               FOR UPDATE SKIP LOCKED)",
-        )
-        .bind::<Int8, _>(grace_ms)
-        .execute(conn)?;
-        Ok(Reconciled { confirmed, replayed })
+        let checked_until: DateTime<Utc> = reconcile_progress::table
+            .select(reconcile_progress::checked_until)
+            .for_update()
+            .first(conn)?;
+        if horizon.horizon <= checked_until {
+            return Ok(Replayed(0));
+        }
+        let replayed = replay_missing(conn, checked_until, horizon.horizon)?;
+        diesel::update(reconcile_progress::table)
+            .set(reconcile_progress::checked_until.eq(horizon.horizon))
+            .execute(conn)?;
+        Ok(Replayed(replayed))
     })
+}
+
+/// Queues again every published receipt the consumer has not stored, whether its check is due or not (for an
+/// operator who knows the broker lost messages). The consumer is idempotent, so a receipt published twice is
+/// stored once.
+pub fn replay_unconsumed(conn: &mut PgConnection) -> QueryResult<Replayed> {
+    // The last instant PostgreSQL's four-digit years print: later than any check's due time.
+    let end_of_time = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::UNIX_EPOCH);
+    replay_missing(conn, DateTime::UNIX_EPOCH, end_of_time).map(Replayed)
 }

@@ -102,7 +102,6 @@ diesel::table! {
         transaction_id -> Text,
         message_key -> Text,
         created_at -> Timestamptz,
-        published_at -> Nullable<Timestamptz>,
         attempts -> Int4,
         last_error -> Nullable<Text>,
         replays -> Int4,
@@ -175,6 +174,15 @@ diesel::table! {
         merchant_id -> Text,
         transaction_id -> Text,
         published_at -> Timestamptz,
+        replays -> Int4,
+        check_due_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    reconcile_progress (singleton) {
+        singleton -> Bool,
+        checked_until -> Timestamptz,
     }
 }
 
@@ -238,6 +246,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     receipt_lines,
     receipt_log,
     receipt_publications,
+    reconcile_progress,
     receipts,
     total_category_rollups,
     total_rollups,

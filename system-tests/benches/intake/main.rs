@@ -97,7 +97,7 @@ struct Count {
 
 /// Accepted receipts not yet acknowledged by Kafka.
 fn outbox_backlog(conn: &mut PgConnection) -> i64 {
-    diesel::sql_query("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    diesel::sql_query("SELECT count(*) FROM outbox")
         .get_result::<Count>(conn)
         .map_or(-1, |row| row.count)
 }

@@ -1,4 +1,6 @@
-//! The pipeline reconcile runs beside the relay: a pass that takes long never holds up publication.
+//! The pipeline reconcile: a published receipt the consumer has not stored when its check falls due is queued
+//! again, with twice the wait after each replay; a stored one never is; and a pass that waits never holds up
+//! publication. No consumer runs here, so a receipt is stored only when a test stores it.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -7,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use shared_models::domain::receipt::ReceiptEnvelope;
-use shared_models::store::schema::{accepted_receipts, outbox};
+use shared_models::store::schema::{accepted_receipts, outbox, receipt_publications, reconcile_progress};
 use shared_models::store::{receipts, PgPool};
 use shared_models::testing::service_url;
 
@@ -16,22 +18,39 @@ use super::{receipt, spawn_producer_with, Producer};
 #[derive(QueryableByName)]
 struct Waiting {
     #[diesel(sql_type = BigInt)]
-    deletes: i64,
+    passes: i64,
 }
 
-/// The outbox row of a receipt: when it was published, if it still exists.
-fn outbox_row(pool: &PgPool, transaction_id: &str) -> Option<Option<DateTime<Utc>>> {
+/// A receipt's publication: how many times it was replayed and when its check falls due, once published.
+fn publication(pool: &PgPool, transaction_id: &str) -> Option<(i32, Option<DateTime<Utc>>)> {
     let mut conn = pool.get().expect("connection");
-    outbox::table
-        .filter(outbox::transaction_id.eq(transaction_id))
-        .select(outbox::published_at)
+    receipt_publications::table
+        .filter(receipt_publications::transaction_id.eq(transaction_id))
+        .select((receipt_publications::replays, receipt_publications::check_due_at))
         .first(&mut conn)
         .optional()
-        .expect("the outbox row")
+        .expect("the publication")
 }
 
-/// The envelope the relay publishes for an accepted receipt.
-fn accepted_envelope(pool: &PgPool, transaction_id: &str) -> ReceiptEnvelope {
+fn is_queued(pool: &PgPool, transaction_id: &str) -> bool {
+    let mut conn = pool.get().expect("connection");
+    diesel::select(diesel::dsl::exists(
+        outbox::table.filter(outbox::transaction_id.eq(transaction_id)),
+    ))
+    .get_result(&mut conn)
+    .expect("the outbox")
+}
+
+fn checked_until(pool: &PgPool) -> DateTime<Utc> {
+    let mut conn = pool.get().expect("connection");
+    reconcile_progress::table
+        .select(reconcile_progress::checked_until)
+        .first(&mut conn)
+        .expect("the reconcile's progress")
+}
+
+/// Stores an accepted receipt as the consumer does.
+fn store(pool: &PgPool, transaction_id: &str) {
     let mut conn = pool.get().expect("connection");
     let (merchant_id, received_at, receipt): (String, DateTime<Utc>, serde_json::Value) =
         accepted_receipts::table
@@ -43,16 +62,17 @@ fn accepted_envelope(pool: &PgPool, transaction_id: &str) -> ReceiptEnvelope {
             ))
             .first(&mut conn)
             .expect("the accepted receipt");
-    ReceiptEnvelope::new(
+    let envelope = ReceiptEnvelope::new(
         merchant_id,
         received_at,
         serde_json::from_value(receipt).expect("a receipt"),
-    )
+    );
+    receipts::store_receipts(&mut conn, &[envelope]).expect("stored as the consumer stores it");
 }
 
-/// Waits until `done` holds, or fails with `what` after 20 s.
+/// Waits until `done` holds, or fails with `what` after 30 s.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {
         assert!(Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -64,6 +84,92 @@ async fn post(producer: &Producer, token: &str, transaction_id: &str) {
     assert_eq!(producer.post_raw(token, body).await.0, 202);
 }
 
+async fn published(producer: &Producer, transaction_id: &str) {
+    eventually(&format!("{transaction_id} was never published"), || {
+        publication(&producer.pool, transaction_id).is_some() && !is_queued(&producer.pool, transaction_id)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receipt_the_consumer_never_stored_is_published_again_until_it_is() {
+    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
+        config.relay.reconcile_interval_seconds = 1;
+        config.relay.reconcile_grace_seconds = 1;
+    })
+    .await;
+    let token = producer.merchant("m-1").await;
+    post(&producer, &token, "stored").await;
+    store(&producer.pool, "stored");
+    post(&producer, &token, "lost").await;
+
+    // Checked 1 s after publication, then 2 s after the replay, then 4 s after the next: each time missing.
+    eventually("the lost receipt was not published again twice", || {
+        publication(&producer.pool, "lost").is_some_and(|(replays, _)| replays >= 2)
+    })
+    .await;
+    let (replays, due) = publication(&producer.pool, "lost").expect("published");
+    let (_, published_at): (i32, DateTime<Utc>) = {
+        let mut conn = producer.pool.get().expect("connection");
+        receipt_publications::table
+            .filter(receipt_publications::transaction_id.eq("lost"))
+            .select((receipt_publications::replays, receipt_publications::published_at))
+            .first(&mut conn)
+            .expect("the publication")
+    };
+    let wait = due.expect("a check is due") - published_at;
+    assert!(
+        wait >= chrono::Duration::seconds(1 << replays),
+        "replay {replays} waits {wait} before its check"
+    );
+
+    // Once stored, the check that falls due finds it and queues nothing; the stored one was never queued.
+    store(&producer.pool, "lost");
+    let (replays, due) = publication(&producer.pool, "lost").expect("published");
+    let due = due.expect("a check is due");
+    eventually("the reconcile never reached the lost receipt's check", || {
+        checked_until(&producer.pool) > due
+    })
+    .await;
+    assert_eq!(
+        publication(&producer.pool, "lost").map(|(replays, _)| replays),
+        Some(replays)
+    );
+    assert!(!is_queued(&producer.pool, "lost"));
+    assert_eq!(
+        publication(&producer.pool, "stored").map(|(replays, _)| replays),
+        Some(0)
+    );
+    assert!(!is_queued(&producer.pool, "stored"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operators_replay_queues_every_published_receipt_the_consumer_lacks_at_once() {
+    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |_| {}).await;
+    let token = producer.merchant("m-1").await;
+    post(&producer, &token, "stored").await;
+    post(&producer, &token, "lost").await;
+    published(&producer, "stored").await;
+    published(&producer, "lost").await;
+    store(&producer.pool, "stored");
+
+    let pool = producer.pool.clone();
+    let queued = tokio::task::spawn_blocking(move || producer::relay::replay_unconsumed(&pool))
+        .await
+        .expect("the replay task")
+        .expect("the replay");
+    assert_eq!(queued, 1, "only the receipt the consumer lacks");
+    eventually("the replayed receipt was not published again", || {
+        publication(&producer.pool, "lost").is_some_and(|(replays, _)| replays == 1)
+            && !is_queued(&producer.pool, "lost")
+    })
+    .await;
+    assert_eq!(
+        publication(&producer.pool, "stored").map(|(replays, _)| replays),
+        Some(0)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn receipts_are_published_while_a_reconcile_pass_waits() {
     let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
@@ -73,57 +179,44 @@ async fn receipts_are_published_while_a_reconcile_pass_waits() {
     .await;
     let token = producer.merchant("m-1").await;
 
-    // A receipt published and stored by the consumer: the reconcile's next pass deletes its outbox row.
-    post(&producer, &token, "stored").await;
-    eventually("the first receipt was never published", || {
-        outbox_row(&producer.pool, "stored").is_some_and(|published| published.is_some())
-    })
-    .await;
-    let envelope = accepted_envelope(&producer.pool, "stored");
-    let mut conn = producer.pool.get().expect("connection");
-    receipts::store_receipts(&mut conn, &[envelope]).expect("stored as the consumer stores it");
-
-    // Another transaction holds that row, so the pass that wants to delete it waits.
+    // Another replica's pass holds the reconcile's progress, so this producer's next pass waits for it.
     let (locked, is_locked) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
     let pool = producer.pool.clone();
     let holder = std::thread::spawn(move || {
         let mut conn = pool.get().expect("connection");
         conn.transaction(|conn| {
-            diesel::sql_query("SELECT id FROM outbox WHERE transaction_id = 'stored' FOR UPDATE")
-                .execute(conn)?;
+            diesel::sql_query("SELECT checked_until FROM reconcile_progress FOR UPDATE").execute(conn)?;
             locked.send(()).expect("the test waits");
             released.recv().ok();
             Ok::<_, diesel::result::Error>(())
         })
         .expect("the holding transaction");
     });
-    is_locked.recv().expect("the row is held");
-    eventually("no reconcile pass started waiting for the held row", || {
+    is_locked.recv().expect("the progress is held");
+    let held_at = Utc::now();
+    eventually("no reconcile pass started waiting for the other one", || {
+        let mut conn = producer.pool.get().expect("connection");
         diesel::sql_query(
-            "SELECT count(*) AS deletes FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM outbox%'",
+            "SELECT count(*) AS passes FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query LIKE '%reconcile_progress%FOR UPDATE%'",
         )
         .get_result::<Waiting>(&mut conn)
         .expect("the sessions")
-        .deletes
+        .passes
             > 0
     })
     .await;
 
     // While it waits, a new receipt is still published.
     post(&producer, &token, "while-reconciling").await;
-    eventually(
-        "a receipt accepted during the reconcile pass was not published",
-        || outbox_row(&producer.pool, "while-reconciling").is_some_and(|published| published.is_some()),
-    )
-    .await;
+    published(&producer, "while-reconciling").await;
 
-    // Once the row is free, the pass finishes: the stored receipt's outbox row is gone.
+    // Once the other pass is done, this one goes on.
     release.send(()).expect("the holder waits");
     holder.join().expect("the holder");
-    eventually("the reconcile pass never finished", || {
-        outbox_row(&producer.pool, "stored").is_none()
+    eventually("the waiting reconcile pass never finished", || {
+        checked_until(&producer.pool) > held_at
     })
     .await;
 }
