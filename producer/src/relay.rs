@@ -1,6 +1,7 @@
 //! The outbox relay: publishes accepted receipts to Kafka with an idempotent producer and deletes each outbox
-//! row, recording its receipt's publication, only after the broker acknowledged it. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so
-//! several producer replicas can relay side by side without publishing a row twice.
+//! row, recording its receipt's publication, only after the broker acknowledged it. Rows are claimed with
+//! `FOR UPDATE SKIP LOCKED`, so several producer replicas can relay side by side without publishing a row
+//! twice.
 
 use std::time::Duration;
 

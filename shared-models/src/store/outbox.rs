@@ -222,7 +222,7 @@ pub fn reconcile(conn: &mut PgConnection) -> QueryResult<Replayed> {
 /// Queues again every published receipt the consumer has not stored among those the reconcile has not checked
 /// yet, whether their check is due or not (for an operator who knows the broker lost messages; those checked
 /// before were stored, or were queued again then). The consumer is idempotent, so a receipt published twice
-/// is stored once.
+/// (as one is when this runs twice before the relay has published what the first run queued) is stored once.
 pub fn replay_unconsumed(conn: &mut PgConnection) -> QueryResult<Replayed> {
     // The last instant PostgreSQL's four-digit years print: later than any check's due time.
     let end_of_time = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::UNIX_EPOCH);
