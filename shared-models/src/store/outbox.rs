@@ -203,8 +203,10 @@ fn checked_until(conn: &mut PgConnection) -> QueryResult<DateTime<Utc>> {
 /// turns, and each checks what the one before left.
 pub fn reconcile(conn: &mut PgConnection) -> QueryResult<Replayed> {
     let horizon = conn.transaction(|conn| {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLICATION_LOCK})")).execute(conn)?;
-        diesel::sql_query("SELECT clock_timestamp() AS horizon").get_result::<Horizon>(conn)
+        statement("SELECT pg_advisory_xact_lock($1)")
+            .bind::<Int8, _>(PUBLICATION_LOCK)
+            .execute(conn)?;
+        statement("SELECT clock_timestamp() AS horizon").get_result::<Horizon>(conn)
     })?;
     conn.transaction(|conn| {
         let checked_until = checked_until(conn)?;

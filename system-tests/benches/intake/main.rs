@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
+use shared_models::store::outbox;
 use system_tests::bench;
 use system_tests::loadgen::receipts::Mix;
 use system_tests::loadgen::{self, Counters, Plan, Report};
@@ -97,9 +98,7 @@ struct Count {
 
 /// Accepted receipts not yet acknowledged by Kafka.
 fn outbox_backlog(conn: &mut PgConnection) -> i64 {
-    diesel::sql_query("SELECT count(*) FROM outbox")
-        .get_result::<Count>(conn)
-        .map_or(-1, |row| row.count)
+    outbox::backlog(conn).unwrap_or(-1)
 }
 
 /// Waits until every receipt accepted so far is stored by the consumer, so that one round's backlog does not

@@ -11,8 +11,8 @@ use rdkafka::Message;
 use serde_json::{json, Value};
 use shared_models::domain::auth::Role;
 use shared_models::domain::receipt::ReceiptEnvelope;
-use shared_models::store::schema::{outbox, receipt_log};
-use shared_models::store::PgPool;
+use shared_models::store::schema::receipt_log;
+use shared_models::store::{outbox, PgPool};
 use shared_models::testing::{fresh_database, service_url, token, unique_name, ReceiptBody};
 use system_tests::config;
 use system_tests::stack::free_port;
@@ -96,7 +96,7 @@ impl Producer {
 
     fn pending_outbox_rows(&self) -> i64 {
         let mut conn = self.pool.get().expect("connection");
-        outbox::table.count().get_result(&mut conn).expect("count")
+        outbox::backlog(&mut conn).expect("count")
     }
 
     /// Accepted receipts handed to Kafka, waiting in the outbox or already published.

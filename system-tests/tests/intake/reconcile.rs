@@ -21,15 +21,31 @@ struct Waiting {
     passes: i64,
 }
 
-/// A receipt's publication: how many times it was replayed and when its check falls due, once published.
-fn publication(pool: &PgPool, transaction_id: &str) -> Option<(i32, Option<DateTime<Utc>>)> {
+/// A receipt's publication, once published: how many times it was replayed, when it was last published and
+/// when its check falls due.
+#[derive(Queryable)]
+struct Publication {
+    replays: i32,
+    published_at: DateTime<Utc>,
+    check_due_at: Option<DateTime<Utc>>,
+}
+
+fn publication(pool: &PgPool, transaction_id: &str) -> Option<Publication> {
     let mut conn = pool.get().expect("connection");
     receipt_publications::table
         .filter(receipt_publications::transaction_id.eq(transaction_id))
-        .select((receipt_publications::replays, receipt_publications::check_due_at))
+        .select((
+            receipt_publications::replays,
+            receipt_publications::published_at,
+            receipt_publications::check_due_at,
+        ))
         .first(&mut conn)
         .optional()
         .expect("the publication")
+}
+
+fn replays(pool: &PgPool, transaction_id: &str) -> Option<i32> {
+    publication(pool, transaction_id).map(|publication| publication.replays)
 }
 
 fn is_queued(pool: &PgPool, transaction_id: &str) -> bool {
@@ -105,41 +121,28 @@ async fn a_receipt_the_consumer_never_stored_is_published_again_until_it_is() {
 
     // Checked 1 s after publication, then 2 s after the replay, then 4 s after the next: each time missing.
     eventually("the lost receipt was not published again twice", || {
-        publication(&producer.pool, "lost").is_some_and(|(replays, _)| replays >= 2)
+        replays(&producer.pool, "lost").is_some_and(|replays| replays >= 2)
     })
     .await;
-    let (replays, due) = publication(&producer.pool, "lost").expect("published");
-    let (_, published_at): (i32, DateTime<Utc>) = {
-        let mut conn = producer.pool.get().expect("connection");
-        receipt_publications::table
-            .filter(receipt_publications::transaction_id.eq("lost"))
-            .select((receipt_publications::replays, receipt_publications::published_at))
-            .first(&mut conn)
-            .expect("the publication")
-    };
-    let wait = due.expect("a check is due") - published_at;
+    let lost = publication(&producer.pool, "lost").expect("published");
+    let wait = lost.check_due_at.expect("a check is due") - lost.published_at;
     assert!(
-        wait >= chrono::Duration::seconds(1 << replays),
-        "replay {replays} waits {wait} before its check"
+        wait >= chrono::Duration::seconds(1 << lost.replays),
+        "replay {} waits {wait} before its check",
+        lost.replays
     );
 
     // Once stored, the check that falls due finds it and queues nothing; the stored one was never queued.
     store(&producer.pool, "lost");
-    let (replays, due) = publication(&producer.pool, "lost").expect("published");
-    let due = due.expect("a check is due");
+    let lost = publication(&producer.pool, "lost").expect("published");
+    let due = lost.check_due_at.expect("a check is due");
     eventually("the reconcile never reached the lost receipt's check", || {
         checked_until(&producer.pool) > due
     })
     .await;
-    assert_eq!(
-        publication(&producer.pool, "lost").map(|(replays, _)| replays),
-        Some(replays)
-    );
+    assert_eq!(replays(&producer.pool, "lost"), Some(lost.replays));
     assert!(!is_queued(&producer.pool, "lost"));
-    assert_eq!(
-        publication(&producer.pool, "stored").map(|(replays, _)| replays),
-        Some(0)
-    );
+    assert_eq!(replays(&producer.pool, "stored"), Some(0));
     assert!(!is_queued(&producer.pool, "stored"));
 }
 
@@ -160,14 +163,10 @@ async fn an_operators_replay_queues_every_published_receipt_the_consumer_lacks_a
         .expect("the replay");
     assert_eq!(queued, 1, "only the receipt the consumer lacks");
     eventually("the replayed receipt was not published again", || {
-        publication(&producer.pool, "lost").is_some_and(|(replays, _)| replays == 1)
-            && !is_queued(&producer.pool, "lost")
+        replays(&producer.pool, "lost") == Some(1) && !is_queued(&producer.pool, "lost")
     })
     .await;
-    assert_eq!(
-        publication(&producer.pool, "stored").map(|(replays, _)| replays),
-        Some(0)
-    );
+    assert_eq!(replays(&producer.pool, "stored"), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
