@@ -8,7 +8,8 @@
 # meanwhile (statements over a second, autovacuum's passes, checkpoints), with times; and each second's
 # throughput and latency to target/bench/steady-timeline.csv.
 # Run it through `scripts/bench.sh steady`, which builds the release binaries first; BENCH_BIN_DIR runs another
-# build's producer, consumer and worker under this checkout's load generator.
+# build's producer, consumer and worker under this checkout's load generator; BENCH_PG_OPTIONS adds PostgreSQL
+# server settings (`-c name=value ...`) to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -33,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PG_OPTIONS="-c log_autovacuum_min_duration=0 -c log_min_duration_statement=1000 -c log_checkpoints=on" \
+PG_OPTIONS="-c log_autovacuum_min_duration=0 -c log_min_duration_statement=1000 -c log_checkpoints=on ${BENCH_PG_OPTIONS:-}" \
   start_postgres "$WORK/postgres" "$PG_PORT"
 start_redis "$WORK/redis" "$REDIS_PORT"
 start_tansu "$WORK" "$KAFKA_PORT"
@@ -71,7 +72,7 @@ wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before')::bigint")
 mkdir -p target/bench
 {
   echo "Command: \`BENCH_STEADY_RATE=$RATE BENCH_STEADY_SECONDS=$SECONDS_AT_RATE scripts/bench.sh steady\`" \
-    "(binaries: $BIN)."
+    "(binaries: $BIN${BENCH_PG_OPTIONS:+; PostgreSQL settings: $BENCH_PG_OPTIONS})."
   echo
   echo "| what | measured |"
   echo "|---|---|"
