@@ -69,8 +69,9 @@ pub struct IntakeConfig {
     #[arg(long, env = "INTAKE_GROUP_MAX_RECEIPTS", default_value_t = 500)]
     pub group_max_receipts: usize,
     /// Groups written at the same time, each on its own database connection (keep it below
-    /// DATABASE_POOL_SIZE).
-    #[arg(long, env = "INTAKE_GROUP_WRITERS", default_value_t = 4)]
+    /// DATABASE_POOL_SIZE). One writer makes the largest groups and the least work per receipt
+    /// (docs/decisions.md, "One intake writer").
+    #[arg(long, env = "INTAKE_GROUP_WRITERS", default_value_t = 1)]
     pub group_writers: usize,
 }
 
