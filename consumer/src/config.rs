@@ -1,5 +1,7 @@
 //! The consumer's configuration: environment variables (or flags), each with a local-stack default.
 
+use std::time::Duration;
+
 use clap::Args;
 use shared_models::config::{AuthConfig, DatabaseConfig, HttpConfig, KafkaConfig, RedisConfig};
 
@@ -55,4 +57,11 @@ pub struct IngestConfig {
     /// the same receipts in smaller pieces.
     #[arg(long, env = "CONSUMER_RECOMPUTE_INTERVAL_MS", default_value_t = 10000)]
     pub recompute_interval_ms: u64,
+}
+
+impl IngestConfig {
+    /// The longest wait for a batch to fill.
+    pub fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_ms)
+    }
 }

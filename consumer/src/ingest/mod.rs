@@ -83,6 +83,13 @@ fn shard_of(merchant_id: &str, shards: usize) -> usize {
     (hasher.finish() % shards as u64) as usize
 }
 
+/// Whether a batch of `len` messages that took `waited` to gather shows the consumer behind intake: it filled
+/// up within a quarter of its longest wait, so its messages were already waiting. A batch gathered as
+/// messages arrive fills later, or closes at its deadline before it is full.
+fn is_behind(len: usize, waited: Duration, config: &IngestConfig) -> bool {
+    len >= config.batch_size && waited < config.batch_wait() / 4
+}
+
 /// A new member of the consumer group, subscribed to the receipts topic.
 fn join_group(
     member: &ClientConfig,
@@ -230,7 +237,8 @@ impl Ingest {
                     continue;
                 }
             }
-            let deadline = Instant::now() + Duration::from_millis(self.config.batch_ms);
+            let opened = Instant::now();
+            let deadline = opened + self.config.batch_wait();
             while batch.len() < self.config.batch_size {
                 match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                     Ok(Ok(message)) => batch.push(message.detach()),
@@ -241,8 +249,9 @@ impl Ingest {
                     Err(_) => break,
                 }
             }
+            let behind = is_behind(batch.len(), opened.elapsed(), &self.config);
             let batch = self.in_order(batch);
-            if self.process(&batch, &mut shutdown).await.is_err() {
+            if self.process(&batch, behind, &mut shutdown).await.is_err() {
                 log::info!(
                     "stopping with a batch of {} unstored; it will be delivered again",
                     batch.len()
@@ -275,18 +284,24 @@ impl Ingest {
     }
 
     /// Stores a batch. Returns only when every message is stored or dead-lettered, or when the loop is asked
-    /// to stop. The batch is split by merchant into `CONSUMER_STORE_SHARDS` transactions stored at the same
-    /// time: they share no merchant and no place, so they only meet on the totals' rollup rows, which every
-    /// writer takes last and in key order. While PostgreSQL is unreachable it waits and tries again, for as
-    /// long as it takes; a receipt that fails while PostgreSQL answers is tried on its own and, if it keeps
-    /// failing, dead-lettered.
+    /// to stop. When the consumer is `behind` (a backlog), the batch is split by merchant into
+    /// `CONSUMER_STORE_SHARDS` transactions stored at the same time: they share no merchant and no place, so
+    /// they only meet on the totals' rollup rows, which every writer takes last and in key order. Keeping up
+    /// with intake, a batch is one transaction, which leaves the other cores to intake. While PostgreSQL is
+    /// unreachable it waits and tries again, for as long as it takes; a receipt that fails while PostgreSQL
+    /// answers is tried on its own and, if it keeps failing, dead-lettered.
     async fn process(
         &mut self,
         batch: &[OwnedMessage],
+        behind: bool,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stopped> {
         let started = Utc::now();
-        let shards = usize::from(self.config.store_shards);
+        let shards = if behind {
+            usize::from(self.config.store_shards)
+        } else {
+            1
+        };
         let mut parts: Vec<(Vec<&OwnedMessage>, Vec<ReceiptEnvelope>)> =
             (0..shards).map(|_| (Vec::new(), Vec::new())).collect();
         for message in batch {
@@ -335,7 +350,29 @@ impl Ingest {
 
 #[cfg(test)]
 mod tests {
-    use super::shard_of;
+    use std::time::Duration;
+
+    use super::{is_behind, shard_of};
+    use crate::config::IngestConfig;
+
+    #[test]
+    fn only_a_batch_that_was_waiting_whole_shows_the_consumer_behind() {
+        let config = IngestConfig {
+            group_id: "receipts-consumer".into(),
+            batch_size: 500,
+            batch_ms: 100,
+            store_shards: 2,
+            store_attempts: 5,
+            session_timeout_ms: 30000,
+            lag_interval_ms: 5000,
+            recompute_interval_ms: 10000,
+        };
+        let ms = Duration::from_millis;
+        assert!(is_behind(500, ms(2), &config), "a backlog: full at once");
+        assert!(!is_behind(500, ms(80), &config), "full as messages arrived");
+        assert!(!is_behind(300, ms(100), &config), "closed at its deadline");
+        assert!(!is_behind(3, ms(1), &config), "a few messages, gathered at once");
+    }
 
     #[test]
     fn a_merchant_always_goes_to_the_same_shard_and_merchants_spread_over_all_shards() {
