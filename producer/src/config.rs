@@ -87,8 +87,9 @@ pub struct RelayConfig {
     /// How long the relay waits for the broker's acknowledgement of a message, in milliseconds.
     #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 15000)]
     pub kafka_message_timeout_ms: u64,
-    /// How often the pipeline reconcile runs, in seconds.
-    #[arg(long, env = "RECONCILE_INTERVAL_SECONDS", default_value_t = 30)]
+    /// How often the pipeline reconcile runs, in seconds: each pass checks what fell due since the last,
+    /// so shorter intervals read the same publications in smaller pieces.
+    #[arg(long, env = "RECONCILE_INTERVAL_SECONDS", default_value_t = 5)]
     pub reconcile_interval_seconds: u64,
     /// How long after publication a receipt must have reached the consumer before it is published again,
     /// in seconds.
