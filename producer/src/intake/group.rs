@@ -3,11 +3,12 @@
 //! one flush of PostgreSQL's write-ahead log, serves many requests. Under light load a group is a single
 //! request and nothing waits for company. Every request is answered only after the commit that holds it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use prometheus::Histogram;
-use shared_models::store::PgPool;
+use shared_models::store::{PgPool, PgPooled};
 use shared_models::web::ApiError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -16,6 +17,10 @@ use crate::config::IntakeConfig;
 
 /// Requests that may wait for a writer before new ones wait to be queued.
 const QUEUE_LENGTH: usize = 4096;
+
+/// How long a writer's connection may rest between two groups and be used again without the pool's check of
+/// it (a round trip, as long as a small group's statements).
+const KEEP_CONNECTION_FOR: Duration = Duration::from_secs(1);
 
 /// The queue of submissions waiting to be written, shared by every HTTP worker.
 pub struct GroupCommit {
@@ -44,7 +49,7 @@ impl GroupCommit {
         let (queue, waiting) = mpsc::channel(QUEUE_LENGTH);
         tokio::spawn(gather(
             waiting,
-            pool,
+            Arc::new(WriterConnections::new(pool)),
             config.group_max_receipts.max(1),
             config.group_writers.max(1),
             group_sizes,
@@ -78,9 +83,44 @@ fn shared_failure(failure: &Arc<ApiError>) -> ApiError {
     }
 }
 
+/// The connections of writers between groups. Under load groups follow each other within milliseconds, and
+/// a connection that wrote the last one is taken again as it is; one that rested longer goes back to the pool,
+/// which checks a connection it hands out (so one that PostgreSQL dropped meanwhile is replaced).
+struct WriterConnections {
+    pool: PgPool,
+    kept: Mutex<Vec<(PgPooled, Instant)>>,
+}
+
+impl WriterConnections {
+    fn new(pool: PgPool) -> WriterConnections {
+        WriterConnections {
+            pool,
+            kept: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> Result<PgPooled, ApiError> {
+        let recent = {
+            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            kept.retain(|(_, rested_since)| rested_since.elapsed() < KEEP_CONNECTION_FOR);
+            kept.pop()
+        };
+        match recent {
+            Some((conn, _)) => Ok(conn),
+            None => Ok(self.pool.get()?),
+        }
+    }
+
+    /// Keeps the connection of a group that was written; after a failure it goes back to the pool instead.
+    fn keep(&self, conn: PgPooled) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.push((conn, Instant::now()));
+    }
+}
+
 async fn gather(
     mut waiting: mpsc::Receiver<Waiting>,
-    pool: PgPool,
+    connections: Arc<WriterConnections>,
     max_receipts: usize,
     writers: usize,
     group_sizes: Histogram,
@@ -98,16 +138,16 @@ async fn gather(
             group.push(next);
         }
         group_sizes.observe(receipts as f64);
-        let pool = pool.clone();
+        let connections = connections.clone();
         tokio::spawn(async move {
-            commit(pool, group).await;
+            commit(connections, group).await;
             drop(writer);
         });
     }
 }
 
 /// Writes one group and answers each of its requests.
-async fn commit(pool: PgPool, group: Vec<Waiting>) {
+async fn commit(connections: Arc<WriterConnections>, group: Vec<Waiting>) {
     let mut answers = Vec::with_capacity(group.len());
     let mut submissions = Vec::new();
     for waiting in group {
@@ -115,8 +155,10 @@ async fn commit(pool: PgPool, group: Vec<Waiting>) {
         submissions.extend(waiting.submissions);
     }
     let written = tokio::task::spawn_blocking(move || -> Result<Vec<Verdict>, ApiError> {
-        let mut conn = pool.get()?;
-        Ok(write(&mut conn, &submissions, Utc::now())?)
+        let mut conn = connections.take()?;
+        let verdicts = write(&mut conn, &submissions, Utc::now())?;
+        connections.keep(conn);
+        Ok(verdicts)
     })
     .await;
     let written = match written {

@@ -11,7 +11,6 @@ use serde_json::json;
 use shared_models::domain::receipt::Receipt;
 use shared_models::domain::FieldError;
 use shared_models::store::accepted::{self, NewAccepted, ReceiptKey};
-use shared_models::store::outbox::{self, Queued};
 use shared_models::store::places;
 use shared_models::store::receipt_log::{self, Attempt, AttemptOutcome};
 
@@ -133,7 +132,6 @@ fn write_group(
         .collect();
     let earlier = accepted::fingerprints(conn, &compared)?;
 
-    let mut queued = Vec::new();
     let mut attempts = Vec::with_capacity(steps.len());
     let mut verdicts = Vec::with_capacity(steps.len());
     for ((step, key), new) in steps.into_iter().zip(keys).zip(fresh) {
@@ -171,26 +169,18 @@ fn write_group(
                     }
                 };
                 let attempt = Attempt {
-                    merchant_id: Some(merchant_id.clone()),
-                    transaction_id: Some(receipt.transaction_id.clone()),
+                    merchant_id: Some(merchant_id),
+                    transaction_id: Some(receipt.transaction_id),
                     outcome: logged,
                     reasons,
                     rejected_body: None,
                 };
-                if new {
-                    queued.push(Queued {
-                        merchant_id,
-                        transaction_id: receipt.transaction_id,
-                        place_id: receipt.place_id,
-                    });
-                }
                 (attempt, Verdict::Stored(outcome))
             }
         };
         attempts.push(attempt);
         verdicts.push(verdict);
     }
-    outbox::enqueue_all(conn, &queued)?;
     receipt_log::log_attempts(conn, &attempts)?;
     Ok(verdicts)
 }

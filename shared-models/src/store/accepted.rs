@@ -1,6 +1,7 @@
 //! The `accepted_receipts` table: the idempotency record of every receipt the producer accepted, keyed on
-//! (merchant, transaction id). This module owns every write to it; when Kafka acknowledged each receipt is
-//! kept beside it, in `receipt_publications` (written by [`crate::store::outbox`]).
+//! (merchant, transaction id). This module owns every write to it, and queues each receipt it records in the
+//! same statement (its `outbox` row); when Kafka acknowledged each receipt is kept beside it, in
+//! `receipt_publications` (written by [`crate::store::outbox`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -44,8 +45,9 @@ struct Fingerprint {
     received_at: DateTime<Utc>,
 }
 
-/// Records receipts as accepted, in one statement, and returns the keys of those recorded; a receipt whose
-/// merchant had sent its transaction id before is left out. A key must appear at most once among `receipts`.
+/// Records receipts as accepted and queues each one recorded for Kafka (its `outbox` row, in the order given),
+/// in one statement, and returns the keys of those recorded; a receipt whose merchant had sent its
+/// transaction id before is left out. A key must appear at most once among `receipts`.
 pub fn accept_all(
     conn: &mut PgConnection,
     receipts: &[NewAccepted],
@@ -69,13 +71,23 @@ pub fn accept_all(
     // Keys are inserted in order, so that two transactions inserting overlapping keys wait for each other
     // instead of deadlocking.
     let recorded: Vec<Fingerprint> = statement(
-        "INSERT INTO accepted_receipts (merchant_id, transaction_id, place_id, content_hash, receipt, received_at)
-         SELECT merchant_id, transaction_id, place_id, content_hash, receipt, $6
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
-             AS new (merchant_id, transaction_id, place_id, content_hash, receipt)
-         ORDER BY merchant_id, transaction_id
-         ON CONFLICT DO NOTHING
-         RETURNING merchant_id, transaction_id, content_hash, received_at",
+        "WITH new AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY
+                AS new (merchant_id, transaction_id, place_id, content_hash, receipt, position)
+         ), recorded AS (
+            INSERT INTO accepted_receipts (merchant_id, transaction_id, place_id, content_hash, receipt, received_at)
+            SELECT merchant_id, transaction_id, place_id, content_hash, receipt, $6
+            FROM new
+            ORDER BY merchant_id, transaction_id
+            ON CONFLICT DO NOTHING
+            RETURNING merchant_id, transaction_id, content_hash, received_at
+         ), queued AS (
+            INSERT INTO outbox (merchant_id, transaction_id, message_key)
+            SELECT new.merchant_id, new.transaction_id, new.place_id
+            FROM new JOIN recorded USING (merchant_id, transaction_id)
+            ORDER BY new.position
+         )
+         SELECT merchant_id, transaction_id, content_hash, received_at FROM recorded",
     )
     .bind::<Array<Text>, _>(merchant_ids)
     .bind::<Array<Text>, _>(transaction_ids)

@@ -1,8 +1,9 @@
-//! The `outbox` table: accepted receipts waiting for Kafka, written in the transaction that accepts them and
-//! drained by the relay, which deletes a row only after the broker acknowledged its receipt, in the
-//! transaction that records the publication in `receipt_publications`. A row holds the receipt's key only;
-//! the relay reads the receipt from `accepted_receipts`. This module owns every write to both tables and the
-//! pipeline reconcile over them.
+//! The `outbox` table: accepted receipts waiting for Kafka, written by the statement that accepts them
+//! ([`crate::store::accepted::accept_all`]) and drained by the relay, which deletes a row only after the
+//! broker acknowledged its receipt, in the transaction that records the publication in
+//! `receipt_publications`. A row holds the receipt's key only;
+//! the relay reads the receipt from `accepted_receipts`. This module owns every other write to both tables
+//! and the pipeline reconcile over them.
 //!
 //! Each publication is due for a check `grace` after it (twice as long after each replay, up to 64 times):
 //! the reconcile checks the publications that fell due since its last pass (`reconcile_progress`) and queues
@@ -27,42 +28,6 @@ pub struct Pending {
     pub id: i64,
     pub key: String,
     pub payload: String,
-}
-
-/// An accepted receipt to queue for Kafka: the receipt itself is read from `accepted_receipts` when it is
-/// published, so the outbox row holds only its key.
-pub struct Queued {
-    pub merchant_id: String,
-    pub transaction_id: String,
-    pub place_id: String,
-}
-
-/// Queues accepted receipts for Kafka, in the transaction that accepts them, in the order given.
-pub fn enqueue_all(conn: &mut PgConnection, receipts: &[Queued]) -> QueryResult<()> {
-    if receipts.is_empty() {
-        return Ok(());
-    }
-    let merchant_ids: Vec<&str> = receipts
-        .iter()
-        .map(|queued| queued.merchant_id.as_str())
-        .collect();
-    let transaction_ids: Vec<&str> = receipts
-        .iter()
-        .map(|queued| queued.transaction_id.as_str())
-        .collect();
-    let keys: Vec<&str> = receipts.iter().map(|queued| queued.place_id.as_str()).collect();
-    statement(
-        "INSERT INTO outbox (merchant_id, transaction_id, message_key)
-         SELECT merchant_id, transaction_id, message_key
-         FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
-             AS new (merchant_id, transaction_id, message_key, position)
-         ORDER BY position",
-    )
-    .bind::<Array<Text>, _>(merchant_ids)
-    .bind::<Array<Text>, _>(transaction_ids)
-    .bind::<Array<Text>, _>(keys)
-    .execute(conn)?;
-    Ok(())
 }
 
 /// Key of the advisory lock under which publications are recorded (shared) and a reconcile pass takes its

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use futures::future::join_all;
 use serde_json::{json, Value};
-use shared_models::store::schema::receipt_log;
+use shared_models::store::schema::{outbox, receipt_log};
 use shared_models::testing::service_url;
 
 use super::{queued_receipts, receipt, spawn_producer_with};
@@ -167,4 +167,34 @@ fn logged_attempts(pool: &shared_models::store::PgPool) -> i64 {
         .get_result::<Option<i64>>(&mut conn)
         .expect("log")
         .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_queued_for_kafka_in_the_order_it_was_sent() {
+    // No broker at this address: the outbox keeps every row the batch queued.
+    let brokers = format!("127.0.0.1:{}", system_tests::stack::free_port());
+    let producer = spawn_producer_with(&brokers, |_| {}).await;
+    let token = producer.merchant("m-1").await;
+    let batch = json!([receipt("c-3"), receipt("a-1"), receipt("c-3"), receipt("b-2")]);
+    let response = producer
+        .http
+        .post(format!("{}/api/checks/batch/", producer.url))
+        .bearer_auth(&token)
+        .json(&batch)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+
+    let mut conn = producer.pool.get().expect("connection");
+    let queued: Vec<String> = outbox::table
+        .order(outbox::id.asc())
+        .select(outbox::transaction_id)
+        .load(&mut conn)
+        .expect("the outbox");
+    assert_eq!(
+        queued,
+        ["c-3", "a-1", "b-2"],
+        "one row per receipt, in the batch's order"
+    );
 }
