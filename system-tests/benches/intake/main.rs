@@ -2,13 +2,17 @@
 //! processes with PostgreSQL's fsync and synchronous_commit on:
 //! 1. the ceiling: pgbench, one transaction per receipt (`ceiling.sql`), 32 clients;
 //! 2. intake flat out: `loadgen` from 32 connections;
-//! 3. the whole pipeline at 80% of that rate for `BENCH_PIPELINE_SECONDS`, with the outbox backlog and the
-//!    consumer's lag sampled every second and freshness probed (a receipt's 202 until `GET /api/analytics/`
-//!    counts it);
-//! 4. the peak resident memory of each process.
+//! 3. the saturation rate: intake flat out for `BENCH_SATURATION_SECONDS` with the whole pipeline behind it,
+//!    the receipts accepted a second after its first minute (what it sustains, where a short round runs on a
+//!    young database and ahead of the consumer's and autovacuum's work);
+//! 4. the whole pipeline at 80% of the saturation rate for `BENCH_PIPELINE_SECONDS`, with the outbox backlog
+//!    and the consumer's lag sampled every second and freshness probed (a receipt's 202 until
+//!    `GET /api/analytics/` counts it);
+//! 5. the peak resident memory of each process.
 //!
 //! Steps 1 and 2 take the median of three rounds of `BENCH_INTAKE_SECONDS`, one after the other on the same
-//! stack, each round once the consumer has stored everything accepted before it. Prints the report and writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
+//! stack; each round of intake, and steps 3 and 4, start once the consumer has stored everything accepted
+//! before. Prints the report and writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
 
 mod chart;
 
@@ -164,6 +168,12 @@ fn trend(samples: &[Sample]) -> (f64, f64) {
     (queued(&first), queued(&end))
 }
 
+/// Receipts accepted a second after a flat-out run's first minute (after its first half, if it is shorter).
+fn settled_rate(report: &Report) -> f64 {
+    let settled = &report.seconds[(report.seconds.len() / 2).min(60)..];
+    settled.iter().map(|second| second.accepted).sum::<u64>() as f64 / settled.len().max(1) as f64
+}
+
 fn ms(report: &Report, share: f64) -> String {
     format!("{:.1} ms", report.latency_ms(share))
 }
@@ -174,6 +184,7 @@ fn main() {
     }
     let round_length = seconds("BENCH_INTAKE_SECONDS", 20);
     let pipeline_length = seconds("BENCH_PIPELINE_SECONDS", 300);
+    let saturation_length = seconds("BENCH_SATURATION_SECONDS", 300);
     bench::runtime().block_on(async {
         let stack = Stack::builder()
             .as_in_production()
@@ -200,7 +211,14 @@ fn main() {
         let ceiling = bench::median(ceilings.clone());
         intakes.sort_by(|a, b| a.accepted_per_second().total_cmp(&b.accepted_per_second()));
         let intake = &intakes[ROUNDS / 2];
-        let saturation = intake.accepted_per_second();
+        let flat_out = intake.accepted_per_second();
+
+        println!("intake flat out for {} s with the whole pipeline", saturation_length.as_secs());
+        let run = format!("saturation-{}", std::process::id());
+        let sustained = loadgen::run(plan(&stack, &run, None, saturation_length, false), Arc::default()).await;
+        println!("{sustained}");
+        let saturation = settled_rate(&sustained);
+        wait_for_pipeline(&mut conn).await;
 
         let rate = 0.8 * saturation;
         println!("the whole pipeline at {rate:.0} receipts/s for {} s", pipeline_length.as_secs());
@@ -218,19 +236,26 @@ fn main() {
         let report = format!(
             "| what | measured |\n|---|---|\n\
              | pgbench ceiling, one transaction per receipt, {CONNECTIONS} clients (median of {ROUNDS} rounds of {round} s) | {ceiling:.0} tx/s (rounds: {ceilings}) |\n\
-             | intake flat out, {CONNECTIONS} connections, unique receipts (median round) | {saturation:.0} receipts/s = {ratio:.2}x the ceiling; p50 {p50}, p95 {p95}, p99 {p99}, max {max} (rounds: {rounds}) |\n\
+             | intake flat out, {CONNECTIONS} connections, unique receipts (median round) | {flat_out:.0} receipts/s = {ratio:.2}x the ceiling; p50 {p50}, p95 {p95}, p99 {p99}, max {max} (rounds: {rounds}) |\n\
+             | saturation: intake flat out for {saturation_s} s, the whole pipeline behind it | {saturation:.0} receipts/s a second after the first minute = {saturation_ratio:.2}x the ceiling ({sustained_all:.0} over the whole run); p50 {s50}, p99 {s99}, max {smax} |\n\
              | whole pipeline at 80% ({rate:.0} receipts/s) for {pipeline_s} s | {accepted:.0} receipts/s accepted; p50 {pp50}, p99 {pp99}, max {pmax}; answers {statuses:?} |\n\
              | freshness (202 until counted by `GET /api/analytics/`), {samples} samples | p50 {f50} ms, p95 {f95} ms, max {fmax} ms |\n\
              | outbox backlog + consumer lag, mean over the first and the last minute | {first_minute:.0} then {last_minute:.0} messages (max backlog {max_backlog:.0}, max lag {max_lag:.0}) |\n\
              | peak RSS | producer {producer_rss:.0} MB, consumer {consumer_rss:.0} MB, worker {worker_rss:.0} MB |\n",
             round = round_length.as_secs(),
             ceilings = ceilings.iter().map(|tps| format!("{tps:.0}")).collect::<Vec<_>>().join(", "),
-            ratio = saturation / ceiling,
+            ratio = flat_out / ceiling,
             p50 = ms(intake, 0.50),
             p95 = ms(intake, 0.95),
             p99 = ms(intake, 0.99),
             max = ms(intake, 1.0),
             rounds = intakes.iter().map(|r| format!("{:.0}", r.accepted_per_second())).collect::<Vec<_>>().join(", "),
+            saturation_s = saturation_length.as_secs(),
+            saturation_ratio = saturation / ceiling,
+            sustained_all = sustained.accepted_per_second(),
+            s50 = ms(&sustained, 0.50),
+            s99 = ms(&sustained, 0.99),
+            smax = ms(&sustained, 1.0),
             pipeline_s = pipeline_length.as_secs(),
             accepted = pipeline.accepted_per_second(),
             pp50 = ms(&pipeline, 0.50),
