@@ -2,11 +2,12 @@
 # The whole pipeline at a fixed rate on a fresh stack, for comparing two builds or settings one change at a
 # time (docs/performance.md, "Why intake's latency has episodes"): a fresh PostgreSQL (fsync on), Redis and
 # in-memory broker, the release producer, consumer and worker with their defaults (or whatever the
-# environment sets), 20 s of flat-out intake to warm up, then `loadgen --rate BENCH_STEADY_RATE` (default
-# 3200) for BENCH_STEADY_SECONDS (default 120). Writes target/bench/steady.md: latency, write-ahead log per
-# accepted receipt, autovacuum's passes, the seconds whose p99 was over 100 ms, and what PostgreSQL logged
-# meanwhile (statements over a second, autovacuum's passes, checkpoints), with times; and each second's
-# throughput and latency to target/bench/steady-timeline.csv.
+# environment sets), BENCH_STEADY_WARMUP_SECONDS (default 20) of flat-out intake to warm up, then
+# `loadgen --rate BENCH_STEADY_RATE` (default 3200) for BENCH_STEADY_SECONDS (default 120). Writes
+# target/bench/steady.md: latency, write-ahead log per accepted receipt, autovacuum's passes, the seconds
+# whose p99 was over 100 ms, and what PostgreSQL logged meanwhile (statements over a second, autovacuum's
+# passes, checkpoints), with times; and each second's throughput and latency to
+# target/bench/steady-timeline.csv.
 # Run it through `scripts/bench.sh steady`, which builds the release binaries first; BENCH_BIN_DIR runs another
 # build's producer, consumer and worker under this checkout's load generator; BENCH_PG_OPTIONS adds PostgreSQL
 # server settings (`-c name=value ...`) to compare.
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 ensure_dependencies
 RATE="${BENCH_STEADY_RATE:-3200}"
 SECONDS_AT_RATE="${BENCH_STEADY_SECONDS:-120}"
+WARMUP_SECONDS="${BENCH_STEADY_WARMUP_SECONDS:-20}"
 BIN="${BENCH_BIN_DIR:-$PWD/target/release}"
 WORK=$(mktemp -d /tmp/receipts-steady.XXXXXX)
 [ "$(id -u)" -eq 0 ] && chmod 755 "$WORK"
@@ -59,8 +61,8 @@ loadgen() {
   target/release/loadgen --producer "http://$PRODUCER_ADDR" --consumer "http://$CONSUMER_ADDR" \
     --token "$BOOTSTRAP_ADMIN_TOKEN" "$@" 2>/dev/null
 }
-log "warming up: 20 s flat out"
-loadgen --seconds 20 >"$WORK/warmup.txt"
+log "warming up: $WARMUP_SECONDS s flat out"
+loadgen --seconds "$WARMUP_SECONDS" >"$WORK/warmup.txt"
 wal_before=$(sql "SELECT pg_current_wal_lsn()")
 accepted_before=$(sql "SELECT count(*) FROM accepted_receipts")
 log_from=$(wc -l <"$WORK/postgres/server.log")
@@ -71,12 +73,12 @@ wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before')::bigint")
 
 mkdir -p target/bench
 {
-  echo "Command: \`BENCH_STEADY_RATE=$RATE BENCH_STEADY_SECONDS=$SECONDS_AT_RATE scripts/bench.sh steady\`" \
+  echo "Command: \`BENCH_STEADY_WARMUP_SECONDS=$WARMUP_SECONDS BENCH_STEADY_RATE=$RATE BENCH_STEADY_SECONDS=$SECONDS_AT_RATE scripts/bench.sh steady\`" \
     "(binaries: $BIN${BENCH_PG_OPTIONS:+; PostgreSQL settings: $BENCH_PG_OPTIONS})."
   echo
   echo "| what | measured |"
   echo "|---|---|"
-  echo "| warm-up, flat out for 20 s | $(grep -m1 '^accepted:' "$WORK/warmup.txt") |"
+  echo "| warm-up, flat out for $WARMUP_SECONDS s | $(grep -m1 '^accepted:' "$WORK/warmup.txt") |"
   echo "| at $RATE receipts/s for $SECONDS_AT_RATE s | $(grep -m1 '^latency' "$WORK/steady.txt"); $(grep -m1 '^answers' "$WORK/steady.txt") |"
   echo "| write-ahead log per accepted receipt, at the rate | $((wal / (accepted > 0 ? accepted : 1))) B ($accepted receipts) |"
   echo
