@@ -176,15 +176,7 @@ async fn a_batch_is_queued_for_kafka_in_the_order_it_was_sent() {
     let producer = spawn_producer_with(&brokers, |_| {}).await;
     let token = producer.merchant("m-1").await;
     let batch = json!([receipt("c-3"), receipt("a-1"), receipt("c-3"), receipt("b-2")]);
-    let response = producer
-        .http
-        .post(format!("{}/api/checks/batch/", producer.url))
-        .bearer_auth(&token)
-        .json(&batch)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(producer.post_batch(&token, &batch).await.0, 200);
 
     let mut conn = producer.pool.get().expect("connection");
     let queued: Vec<String> = outbox::table

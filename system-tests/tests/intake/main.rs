@@ -85,6 +85,20 @@ impl Producer {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts a batch; returns the status and the body.
+    async fn post_batch(&self, token: &str, batch: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/checks/batch/", self.url))
+            .bearer_auth(token)
+            .json(batch)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     fn log_outcomes(&self) -> Vec<String> {
         let mut conn = self.pool.get().expect("connection");
         receipt_log::table
@@ -329,16 +343,8 @@ async fn a_batch_judges_each_receipt_on_its_own_and_answers_in_order() {
         7
     ]);
 
-    let response = producer
-        .http
-        .post(format!("{}/api/checks/batch/", producer.url))
-        .bearer_auth(&token)
-        .json(&batch)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) = producer.post_batch(&token, &batch).await;
+    assert_eq!(status, 200);
     let statuses: Vec<&str> = body["results"]
         .as_array()
         .expect("results")
