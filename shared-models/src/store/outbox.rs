@@ -1,9 +1,9 @@
 //! The `outbox` table: accepted receipts waiting for Kafka, written by the statement that accepts them
 //! ([`crate::store::accepted::accept_all`]) and drained by the relay, which deletes a row only after the
 //! broker acknowledged its receipt, in the transaction that records the publication in
-//! `receipt_publications`. A row holds the receipt's key only;
-//! the relay reads the receipt from `accepted_receipts`. This module owns every other write to both tables
-//! and the pipeline reconcile over them.
+//! `receipt_publications`. A row holds the receipt's key only; the relay reads the receipt from
+//! `accepted_receipts`. This module owns every other write to both tables and the pipeline reconcile over
+//! them.
 //!
 //! Each publication is due for a check `grace` after it (twice as long after each replay, up to 64 times):
 //! the reconcile checks the publications that fell due since its last pass (`reconcile_progress`) and queues

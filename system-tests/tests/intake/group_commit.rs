@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use shared_models::store::schema::{outbox, receipt_log};
 use shared_models::testing::service_url;
 
-use super::{queued_receipts, receipt, spawn_producer_with};
+use super::{queued_receipts, receipt, spawn_producer, spawn_producer_with};
 
 #[derive(QueryableByName)]
 struct Commits {
@@ -173,7 +173,7 @@ fn logged_attempts(pool: &shared_models::store::PgPool) -> i64 {
 async fn a_batch_is_queued_for_kafka_in_the_order_it_was_sent() {
     // No broker at this address: the outbox keeps every row the batch queued.
     let brokers = format!("127.0.0.1:{}", system_tests::stack::free_port());
-    let producer = spawn_producer_with(&brokers, |_| {}).await;
+    let producer = spawn_producer(&brokers).await;
     let token = producer.merchant("m-1").await;
     let batch = json!([receipt("c-3"), receipt("a-1"), receipt("c-3"), receipt("b-2")]);
     assert_eq!(producer.post_batch(&token, &batch).await.0, 200);

@@ -72,31 +72,23 @@ impl Producer {
     }
 
     async fn post_raw(&self, token: &str, body: Vec<u8>) -> (u16, Value) {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/api/checks/", self.url))
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .body(body);
+        answer(request).await
     }
 
     /// Posts a batch; returns the status and the body.
     async fn post_batch(&self, token: &str, batch: &Value) -> (u16, Value) {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/api/checks/batch/", self.url))
             .bearer_auth(token)
-            .json(batch)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .json(batch);
+        answer(request).await
     }
 
     fn log_outcomes(&self) -> Vec<String> {
@@ -118,6 +110,13 @@ impl Producer {
         let mut conn = self.pool.get().expect("connection");
         queued_receipts(&mut conn)
     }
+}
+
+/// Sends a request; returns the status and the body (null if it is not JSON).
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[derive(QueryableByName)]
