@@ -70,7 +70,8 @@ impl Backlog {
 
 /// The envelope the producer publishes for a receipt as submitted (read by the producer's own rules, at the
 /// contract's defaults): the merchant it names, accepted now.
-fn accepted(body: Value) -> ReceiptEnvelope {
+fn accepted(body: Vec<u8>) -> ReceiptEnvelope {
+    let body: Value = serde_json::from_slice(&body).expect("a generated receipt is JSON");
     let fields = body.as_object().expect("a generated receipt is an object");
     let mut valid = validate(fields, &Rules::default(), Utc::now()).expect("a generated receipt is valid");
     let merchant_id = valid

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
+use reqwest::header::CONTENT_TYPE;
 use serde_json::{json, Value};
 use shared_models::testing::ReceiptBody;
 
@@ -112,7 +113,13 @@ async fn client(
             None => due = Instant::now(),
         }
         let (kind, body) = factory.submission();
-        let answer = http.post(&url).bearer_auth(&plan.token).json(&body).send().await;
+        let answer = http
+            .post(&url)
+            .bearer_auth(&plan.token)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
         let status = answer.map_or(0, |response| response.status().as_u16());
         report.record(
             due.duration_since(started).as_secs() as usize,
