@@ -12,7 +12,8 @@ use shared_models::store::{PgPool, PgPooled};
 use shared_models::web::ApiError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{write, Submission, Verdict};
+use super::write::{write, PlaceOwners};
+use super::{Submission, Verdict};
 use crate::config::IntakeConfig;
 
 /// Requests that may wait for a writer before new ones wait to be queued.
@@ -83,12 +84,19 @@ fn shared_failure(failure: &Arc<ApiError>) -> ApiError {
     }
 }
 
+/// A writer's connection and the places' owners read on it.
+struct Writer {
+    conn: PgPooled,
+    owners: PlaceOwners,
+}
+
 /// The connections of writers between groups. Under load groups follow each other within milliseconds, and
-/// a connection that wrote the last one is taken again as it is; one that rested longer goes back to the pool,
-/// which checks a connection it hands out (so one that PostgreSQL dropped meanwhile is replaced).
+/// a connection that wrote the last one is taken again as it is, with what it remembers; one that rested
+/// longer goes back to the pool, which checks a connection it hands out (so one that PostgreSQL dropped
+/// meanwhile is replaced), and what it remembered is forgotten.
 struct WriterConnections {
     pool: PgPool,
-    kept: Mutex<Vec<(PgPooled, Instant)>>,
+    kept: Mutex<Vec<(Writer, Instant)>>,
 }
 
 impl WriterConnections {
@@ -99,22 +107,26 @@ impl WriterConnections {
         }
     }
 
-    fn take(&self) -> Result<PgPooled, ApiError> {
+    fn take(&self) -> Result<Writer, ApiError> {
         let recent = {
             let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
             kept.retain(|(_, rested_since)| rested_since.elapsed() < KEEP_CONNECTION_FOR);
             kept.pop()
         };
         match recent {
-            Some((conn, _)) => Ok(conn),
-            None => Ok(self.pool.get()?),
+            Some((writer, _)) => Ok(writer),
+            None => Ok(Writer {
+                conn: self.pool.get()?,
+                owners: PlaceOwners::default(),
+            }),
         }
     }
 
-    /// Keeps the connection of a group that was written; after a failure it goes back to the pool instead.
-    fn keep(&self, conn: PgPooled) {
+    /// Keeps the writer of a group that was written; after a failure its connection goes back to the pool
+    /// instead.
+    fn keep(&self, writer: Writer) {
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.push((conn, Instant::now()));
+        kept.push((writer, Instant::now()));
     }
 }
 
@@ -155,9 +167,9 @@ async fn commit(connections: Arc<WriterConnections>, group: Vec<Waiting>) {
         submissions.extend(waiting.submissions);
     }
     let written = tokio::task::spawn_blocking(move || -> Result<Vec<Verdict>, ApiError> {
-        let mut conn = connections.take()?;
-        let verdicts = write(&mut conn, &submissions, Utc::now())?;
-        connections.keep(conn);
+        let mut writer = connections.take()?;
+        let verdicts = write(&mut writer.conn, &mut writer.owners, &submissions, Utc::now())?;
+        connections.keep(writer);
         Ok(verdicts)
     })
     .await;

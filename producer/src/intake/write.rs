@@ -19,10 +19,39 @@ use super::{Outcome, Submission, Verdict};
 /// How many times a group is written again after PostgreSQL chose it as a deadlock's victim.
 const DEADLOCK_RETRIES: u32 = 3;
 
+/// How many places' owners a writer remembers; past that it forgets them all and reads them again.
+const REMEMBERED_PLACES: usize = 50_000;
+
+/// The owners of the places a writer's connection has read or registered in groups it committed. A place's
+/// merchant never changes once a receipt claimed it (no statement updates or deletes a place), so a place
+/// remembered here is not read again, and a group's places are read from PostgreSQL only when one is new.
+/// The memory lasts as long as the connection is used without a break: it goes with the connection when a
+/// group fails or the connection rests (group.rs), so a database restored without some places, which breaks
+/// every connection, is read afresh. The accepted receipt's foreign key still checks that the place exists.
+#[derive(Default)]
+pub struct PlaceOwners(HashMap<String, String>);
+
+impl PlaceOwners {
+    fn known(&self, places: &BTreeMap<String, String>) -> HashMap<String, String> {
+        places
+            .keys()
+            .filter_map(|place_id| Some((place_id.clone(), self.0.get(place_id)?.clone())))
+            .collect()
+    }
+
+    fn remember(&mut self, learned: HashMap<String, String>) {
+        if self.0.len() + learned.len() > REMEMBERED_PLACES {
+            self.0.clear();
+        }
+        self.0.extend(learned);
+    }
+}
+
 /// Writes the submissions in one transaction and returns a verdict for each, in order. Nothing is kept
 /// unless everything is: a failure fails the whole group, and no receipt was answered yet.
 pub fn write(
     conn: &mut PgConnection,
+    owners: &mut PlaceOwners,
     submissions: &[Submission],
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Verdict>> {
@@ -30,7 +59,11 @@ pub fn write(
     let now = now.trunc_subsecs(6);
     let mut retries = 0;
     loop {
-        match conn.transaction(|conn| write_group(conn, submissions, now)) {
+        match conn.transaction(|conn| write_group(conn, owners, submissions, now)) {
+            Ok((verdicts, learned)) => {
+                owners.remember(learned);
+                return Ok(verdicts);
+            }
             Err(error) if retries < DEADLOCK_RETRIES && is_deadlock(&error) => {
                 retries += 1;
                 log::warn!(
@@ -38,7 +71,7 @@ pub fn write(
                     submissions.len()
                 );
             }
-            written => return written,
+            Err(error) => return Err(error),
         }
     }
 }
@@ -87,13 +120,15 @@ impl Step {
     }
 }
 
+/// Writes one group; returns its verdicts and the owners of the places it read from PostgreSQL.
 fn write_group(
     conn: &mut PgConnection,
+    owners: &PlaceOwners,
     submissions: &[Submission],
     now: DateTime<Utc>,
-) -> QueryResult<Vec<Verdict>> {
+) -> QueryResult<(Vec<Verdict>, HashMap<String, String>)> {
     let mut steps = resolve_places(conn, submissions)?;
-    refuse_foreign_places(conn, &mut steps)?;
+    let learned = refuse_foreign_places(conn, owners, &mut steps)?;
 
     // The first receipt of each key is offered; it is new unless the merchant sent that key before.
     let keys: Vec<Option<ReceiptKey>> = steps.iter().map(Step::key).collect();
@@ -182,7 +217,7 @@ fn write_group(
         verdicts.push(verdict);
     }
     receipt_log::log_attempts(conn, &attempts)?;
-    Ok(verdicts)
+    Ok((verdicts, learned))
 }
 
 /// Gives each storable receipt its place: the one it names, or its merchant's only place.
@@ -238,8 +273,13 @@ fn resolve_places(conn: &mut PgConnection, submissions: &[Submission]) -> QueryR
 }
 
 /// Registers the places named for the first time (the first merchant to name one in the group claims it)
-/// and refuses receipts for places another merchant owns.
-fn refuse_foreign_places(conn: &mut PgConnection, steps: &mut [Step]) -> QueryResult<()> {
+/// and refuses receipts for places another merchant owns. Returns the owners it read from PostgreSQL (the
+/// places not remembered).
+fn refuse_foreign_places(
+    conn: &mut PgConnection,
+    remembered: &PlaceOwners,
+    steps: &mut [Step],
+) -> QueryResult<HashMap<String, String>> {
     let mut claims = BTreeMap::new();
     for step in steps.iter() {
         if let Step::Store {
@@ -251,10 +291,18 @@ fn refuse_foreign_places(conn: &mut PgConnection, steps: &mut [Step]) -> QueryRe
                 .or_insert_with(|| merchant_id.clone());
         }
     }
-    if claims.is_empty() {
-        return Ok(());
-    }
-    let owners = places::claim_all(conn, &claims)?;
+    let mut owners = remembered.known(&claims);
+    claims.retain(|place_id, _| !owners.contains_key(place_id));
+    let learned = if claims.is_empty() {
+        HashMap::new()
+    } else {
+        places::claim_all(conn, &claims)?
+    };
+    owners.extend(
+        learned
+            .iter()
+            .map(|(place, owner)| (place.clone(), owner.clone())),
+    );
     for step in steps.iter_mut() {
         if let Step::Store {
             merchant_id, receipt, ..
@@ -271,5 +319,5 @@ fn refuse_foreign_places(conn: &mut PgConnection, steps: &mut [Step]) -> QueryRe
             }
         }
     }
-    Ok(())
+    Ok(learned)
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use futures::future::join_all;
 use serde_json::{json, Value};
-use shared_models::store::schema::{outbox, receipt_log};
+use shared_models::store::schema::{outbox, places, receipt_log};
 use shared_models::testing::service_url;
 
 use super::{queued_receipts, receipt, spawn_producer, spawn_producer_with};
@@ -189,4 +189,71 @@ async fn a_batch_is_queued_for_kafka_in_the_order_it_was_sent() {
         ["c-3", "a-1", "b-2"],
         "one row per receipt, in the batch's order"
     );
+}
+
+/// A place belongs to the merchant whose receipt first named it, whether intake reads its owner or
+/// remembers it from an earlier group; and once the database has lost the place (restored from a backup
+/// taken before it, which breaks every connection), the next merchant to name it claims it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_place_stays_its_first_merchants_and_one_the_database_lost_is_claimed_anew() {
+    let producer = spawn_producer(&service_url("TEST_KAFKA_BROKERS")).await;
+    let first = producer.merchant("m-first").await;
+    let second = producer.merchant("m-second").await;
+    let post = |token: &str, transaction_id: &str| {
+        let body = serde_json::to_vec(&receipt(transaction_id)).expect("json");
+        let token = token.to_owned();
+        let producer = &producer;
+        async move { producer.post_raw(&token, body).await.0 }
+    };
+    assert_eq!(post(&first, "f-1").await, 202);
+    for n in 0..3 {
+        assert_eq!(
+            post(&second, &format!("s-{n}")).await,
+            403,
+            "another merchant's place"
+        );
+    }
+    assert_eq!(post(&first, "f-2").await, 202);
+
+    let pool = producer.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().expect("connection");
+        diesel::sql_query("DELETE FROM outbox")
+            .execute(&mut conn)
+            .expect("outbox");
+        diesel::sql_query("DELETE FROM receipt_publications")
+            .execute(&mut conn)
+            .expect("publications");
+        diesel::sql_query("DELETE FROM accepted_receipts")
+            .execute(&mut conn)
+            .expect("receipts");
+        diesel::sql_query("DELETE FROM places")
+            .execute(&mut conn)
+            .expect("places");
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut conn)
+        .expect("connections broken");
+    })
+    .await
+    .expect("the database task");
+
+    // A group on a connection the restore broke fails as a whole (503, to be sent again).
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&202) && statuses.len() < 3 {
+        statuses.push(post(&second, "s-after").await);
+    }
+    assert!(
+        statuses == [202] || statuses == [503, 202],
+        "the lost place is claimed by the next merchant to name it: {statuses:?}"
+    );
+    let mut conn = producer.pool.get().expect("connection");
+    let owner: String = places::table
+        .find("store-1")
+        .select(places::merchant_id)
+        .get_result(&mut conn)
+        .expect("the place");
+    assert_eq!(owner, "m-second");
 }
