@@ -3,11 +3,13 @@
 //! PostgreSQL, Redis, the broker and the three binaries as real processes on free local ports, for the fault
 //! suite; [`load`] drives the producer with a steady stream of receipts, retrying each until it is taken, as a
 //! careful client does; [`topic`] writes receipts straight to the topic; [`bench`] holds what the benchmarks share; [`loadgen`] generates realistic load and measures it (the `loadgen` binary and the
-//! intake benchmark); [`check`] waits until every accepted receipt is stored once and counted once.
+//! intake benchmark); [`check`] waits until every accepted receipt is stored once and counted once; [`episodes`] lines up a
+//! fixed-rate run's slow seconds with what PostgreSQL logged.
 
 pub mod bench;
 pub mod check;
 pub mod config;
+pub mod episodes;
 pub mod load;
 pub mod loadgen;
 pub mod services;

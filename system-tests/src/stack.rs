@@ -104,7 +104,8 @@ impl StackBuilder {
         self
     }
 
-    /// As in production, for benchmarks: PostgreSQL with fsync on (tests run it with fsync off), and the
+    /// As in production, for benchmarks: PostgreSQL with fsync on (tests run it with fsync off; its
+    /// autovacuum's passes, checkpoints and slow statements logged), and the
     /// services' own default timings instead of the quicker ones tests use (a pipeline reconcile every 5 s
     /// that publishes again what the consumer has not stored within 20 s would add load to a backlog).
     pub fn as_in_production(mut self) -> Self {
@@ -282,12 +283,23 @@ impl Stack {
             .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// Starts PostgreSQL; durable (benchmarks), with fsync on and autovacuum's passes, checkpoints and
+    /// statements over a second logged ([`Stack::postgres_log`]).
     pub fn start_postgres(&self) {
-        let fsync = if self.durable { "on" } else { "off" };
+        let settings = if self.durable {
+            "PG_FSYNC=on PG_OPTIONS='-c log_autovacuum_min_duration=0 -c log_checkpoints=on -c log_min_duration_statement=1000'"
+        } else {
+            "PG_FSYNC=off"
+        };
         helper(
-            &format!("PG_FSYNC={fsync} start_postgres"),
+            &format!("{settings} start_postgres"),
             &[&self.path("postgres"), &self.pg_port.to_string()],
         );
+    }
+
+    /// PostgreSQL's log so far.
+    pub fn postgres_log(&self) -> String {
+        std::fs::read_to_string(format!("{}/server.log", self.path("postgres"))).unwrap_or_default()
     }
 
     /// Stops PostgreSQL at once (`pg_ctl stop -m immediate`): connections break mid-transaction.

@@ -8,7 +8,8 @@
 //! 4. the whole pipeline at 80% of the saturation rate for `BENCH_PIPELINE_SECONDS`, with the outbox backlog
 //!    and the consumer's lag sampled every second and freshness probed (a receipt's 202 until
 //!    `GET /api/analytics/` counts it);
-//! 5. the peak resident memory of each process.
+//! 5. the peak resident memory of each process;
+//! 6. the seconds of step 4 whose p99 was over 250 ms, beside what PostgreSQL logged meanwhile.
 //!
 //! Steps 1 and 2 take the median of three rounds of `BENCH_INTAKE_SECONDS`, one after the other on the same
 //! stack; each round of intake, and steps 3 and 4, start once the consumer has stored everything accepted
@@ -21,14 +22,15 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use shared_models::store::outbox;
-use system_tests::bench;
 use system_tests::loadgen::receipts::Mix;
 use system_tests::loadgen::{self, Counters, Plan, Report};
 use system_tests::stack::Stack;
+use system_tests::{bench, episodes};
 
 use chart::Series;
 
@@ -224,6 +226,7 @@ fn main() {
         println!("the whole pipeline at {rate:.0} receipts/s for {} s", pipeline_length.as_secs());
         let run = format!("pipeline-{}", std::process::id());
         let counters = Arc::new(Counters::default());
+        let pipeline_started = Utc::now();
         let (pipeline, samples) = tokio::join!(
             loadgen::run(plan(&stack, &run, Some(rate), pipeline_length, true), counters),
             sample_until(&stack, pipeline_length)
@@ -271,6 +274,25 @@ fn main() {
             producer_rss = rss("producer"),
             consumer_rss = rss("consumer-1"),
             worker_rss = rss("worker-1"),
+        );
+        let listed = |lines: Vec<String>| {
+            if lines.is_empty() {
+                "- none".to_owned()
+            } else {
+                lines.join("\n")
+            }
+        };
+        let report = format!(
+            "{report}\nSeconds of the whole pipeline at 80% whose p99 was over {slow:.0} ms, in runs (UTC; a run goes on \
+             across gaps of up to 2 s):\n\n{runs}\n\nWhat PostgreSQL logged meanwhile (UTC, when each ended): \
+             autovacuum's passes, checkpoints, statements over a second:\n\n{events}\n",
+            slow = episodes::SLOW_MS,
+            runs = listed(episodes::slow_runs(&pipeline.seconds, pipeline_started)),
+            events = listed(episodes::postgres_events(
+                &stack.postgres_log(),
+                pipeline_started,
+                Utc::now(),
+            )),
         );
         println!("{report}");
         let throughput = chart::lines(
