@@ -71,6 +71,10 @@ as_pg_user() {
   fi
 }
 
+# Server settings that log what a benchmark's slow seconds are set beside: autovacuum's passes, checkpoints
+# and statements over a second (the intake benchmark's stack and scripts/steady.sh).
+PG_ACTIVITY_LOG="-c log_autovacuum_min_duration=0 -c log_checkpoints=on -c log_min_duration_statement=1000"
+
 # start_postgres DATA_DIR PORT: a private cluster (initdb on first use), trust auth on loopback only;
 # PG_OPTIONS adds server settings. A durable cluster (fsync on: the local stack and the benchmarks) may keep
 # 8 GB of WAL between checkpoints, so that checkpoints come every `checkpoint_timeout` (5 min), not every

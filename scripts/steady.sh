@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PG_OPTIONS="-c log_autovacuum_min_duration=0 -c log_min_duration_statement=1000 -c log_checkpoints=on ${BENCH_PG_OPTIONS:-}" \
+PG_OPTIONS="$PG_ACTIVITY_LOG ${BENCH_PG_OPTIONS:-}" \
   start_postgres "$WORK/postgres" "$PG_PORT"
 start_redis "$WORK/redis" "$REDIS_PORT"
 start_tansu "$WORK" "$KAFKA_PORT"

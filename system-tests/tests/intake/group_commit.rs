@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use futures::future::join_all;
@@ -218,18 +219,11 @@ async fn a_place_stays_its_first_merchants_and_one_the_database_lost_is_claimed_
     let pool = producer.pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().expect("connection");
-        diesel::sql_query("DELETE FROM outbox")
-            .execute(&mut conn)
-            .expect("outbox");
-        diesel::sql_query("DELETE FROM receipt_publications")
-            .execute(&mut conn)
-            .expect("publications");
-        diesel::sql_query("DELETE FROM accepted_receipts")
-            .execute(&mut conn)
-            .expect("receipts");
-        diesel::sql_query("DELETE FROM places")
-            .execute(&mut conn)
-            .expect("places");
+        conn.batch_execute(
+            "DELETE FROM outbox; DELETE FROM receipt_publications; DELETE FROM accepted_receipts;
+             DELETE FROM places;",
+        )
+        .expect("the places and everything at them deleted");
         diesel::sql_query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
