@@ -5,9 +5,10 @@
 //! 3. the saturation rate: intake flat out for `BENCH_SATURATION_SECONDS` with the whole pipeline behind it,
 //!    the receipts accepted a second after its first minute (what it sustains, where a short round runs on a
 //!    young database and ahead of the consumer's and autovacuum's work);
-//! 4. the whole pipeline at 80% of the saturation rate for `BENCH_PIPELINE_SECONDS`, with the outbox backlog
-//!    and the consumer's lag sampled every second and freshness probed (a receipt's 202 until
-//!    `GET /api/analytics/` counts it);
+//! 4. the whole pipeline at 80% of the saturation rate for `BENCH_PIPELINE_SECONDS`, arrivals open (each
+//!    receipt sent when due, answered or not, up to 1,024 unanswered), with the outbox backlog and the
+//!    consumer's lag sampled every second and freshness probed (a receipt's 202 until `GET /api/analytics/`
+//!    counts it);
 //! 5. the peak resident memory of each process;
 //! 6. the seconds of step 4 whose p99 was over 250 ms, beside what PostgreSQL logged meanwhile.
 //!
@@ -36,6 +37,8 @@ use chart::Series;
 
 const ROUNDS: usize = 3;
 const CONNECTIONS: usize = 32;
+/// At a fixed rate, the most requests the load generator keeps unanswered at once.
+const MAX_IN_FLIGHT: usize = 1024;
 
 fn seconds(variable: &str, default: u64) -> Duration {
     Duration::from_secs(bench::setting(variable, default))
@@ -85,6 +88,7 @@ fn plan(stack: &Stack, run: &str, rate: Option<f64>, duration: Duration, freshne
         token: stack.admin_token.clone(),
         connections: CONNECTIONS,
         rate,
+        max_in_flight: MAX_IN_FLIGHT,
         duration,
         mix: Mix {
             merchants: 20,
@@ -241,7 +245,7 @@ fn main() {
              | pgbench ceiling, one transaction per receipt, {CONNECTIONS} clients (median of {ROUNDS} rounds of {round} s) | {ceiling:.0} tx/s (rounds: {ceilings}) |\n\
              | intake flat out, {CONNECTIONS} connections, unique receipts (median round) | {flat_out:.0} receipts/s = {ratio:.2}x the ceiling; p50 {p50}, p95 {p95}, p99 {p99}, max {max} (rounds: {rounds}) |\n\
              | saturation: intake flat out for {saturation_s} s, the whole pipeline behind it | {saturation:.0} receipts/s a second after the first minute = {saturation_ratio:.2}x the ceiling ({sustained_all:.0} over the whole run); p50 {s50}, p99 {s99}, max {smax} |\n\
-             | whole pipeline at 80% ({rate:.0} receipts/s) for {pipeline_s} s | {accepted:.0} receipts/s accepted; p50 {pp50}, p99 {pp99}, max {pmax}; answers {statuses:?} |\n\
+             | whole pipeline at 80% ({rate:.0} receipts/s, each sent when due) for {pipeline_s} s | {accepted:.0} receipts/s accepted; p50 {pp50}, p99 {pp99}, max {pmax}; answers {statuses:?} |\n\
              | freshness (202 until counted by `GET /api/analytics/`), {samples} samples | p50 {f50} ms, p95 {f95} ms, max {fmax} ms |\n\
              | outbox backlog + consumer lag, mean over the first and the last minute | {first_minute:.0} then {last_minute:.0} messages (max backlog {max_backlog:.0}, max lag {max_lag:.0}) |\n\
              | peak RSS | producer {producer_rss:.0} MB, consumer {consumer_rss:.0} MB, worker {worker_rss:.0} MB |\n",

@@ -31,9 +31,13 @@ struct Args {
     /// How long to run, in seconds.
     #[arg(long, env = "LOADGEN_SECONDS", default_value_t = 30)]
     seconds: u64,
-    /// Concurrent connections.
+    /// Flat out: concurrent connections. At a fixed rate: senders sharing the rate, each sending its receipts
+    /// when they are due, answered or not.
     #[arg(long, env = "LOADGEN_CONNECTIONS", default_value_t = 32)]
     connections: usize,
+    /// At a fixed rate, the most requests unanswered at once.
+    #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value_t = 1024)]
+    max_in_flight: usize,
     #[arg(long, env = "LOADGEN_MERCHANTS", default_value_t = 20)]
     merchants: usize,
     #[arg(long, env = "LOADGEN_PLACES", default_value_t = 100)]
@@ -58,6 +62,7 @@ async fn main() {
         token: args.token,
         connections: args.connections,
         rate: Some(args.rate).filter(|rate| *rate > 0.0),
+        max_in_flight: args.max_in_flight,
         duration: Duration::from_secs(args.seconds),
         mix: Mix {
             merchants: args.merchants,

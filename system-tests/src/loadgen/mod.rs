@@ -1,6 +1,9 @@
-//! Drives the producer with realistic receipts ([`receipts`]) from many connections, at a fixed rate or flat
-//! out, and reports what it saw ([`report`]). While it runs, a probe sends one receipt a second to a place of
-//! its own and times how long `GET /api/analytics/` on the consumer takes to count it (freshness).
+//! Drives the producer with realistic receipts ([`receipts`]) flat out or at a fixed rate, and reports what it
+//! saw ([`report`]). Flat out, each connection sends its next receipt when the last is answered. At a fixed
+//! rate, arrivals are open, as from many independent tills: each receipt is sent when it is due whether or not
+//! earlier ones have been answered, and its latency counts from when it was due. While it runs, a probe sends
+//! one receipt a second to a place of its own and times how long `GET /api/analytics/` on the consumer takes
+//! to count it (freshness).
 
 pub mod receipts;
 pub mod report;
@@ -8,6 +11,9 @@ pub mod report;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use chrono::{SecondsFormat, Utc};
 use reqwest::header::CONTENT_TYPE;
@@ -26,9 +32,14 @@ pub struct Plan {
     pub consumer: Option<String>,
     /// An admin token (receipts name their merchants).
     pub token: String,
+    /// Flat out: concurrent connections. At a fixed rate: senders sharing the rate, each with its own
+    /// receipts and schedule.
     pub connections: usize,
-    /// Receipts a second over all connections; none: flat out.
+    /// Receipts a second over all senders; none: flat out.
     pub rate: Option<f64>,
+    /// At a fixed rate, the most requests unanswered at once; a receipt due beyond it waits, and its waiting
+    /// counts in its latency.
+    pub max_in_flight: usize,
     pub duration: Duration,
     pub mix: Mix,
     /// Prefix of this run's transaction ids, so runs never collide.
@@ -51,20 +62,24 @@ const FRESHNESS_LIMIT: Duration = Duration::from_secs(60);
 pub async fn run(plan: Plan, counters: Arc<Counters>) -> Report {
     let http = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
-        .pool_max_idle_per_host(plan.connections + 1)
+        .pool_max_idle_per_host(plan.connections.max(plan.max_in_flight) + 1)
         .build()
         .expect("an HTTP client");
     let plan = Arc::new(plan);
+    let in_flight = Arc::new(Semaphore::new(plan.max_in_flight.max(1)));
     let started = Instant::now();
     let clients: Vec<_> = (0..plan.connections.max(1))
         .map(|index| {
-            tokio::spawn(client(
-                plan.clone(),
-                http.clone(),
-                index,
+            let sender = Sender {
+                plan: plan.clone(),
+                http: http.clone(),
                 started,
-                counters.clone(),
-            ))
+                counters: counters.clone(),
+            };
+            match plan.rate {
+                Some(rate) => tokio::spawn(sender.at_rate(rate, index, in_flight.clone())),
+                None => tokio::spawn(sender.flat_out(index)),
+            }
         })
         .collect();
     let probe = plan
@@ -89,53 +104,109 @@ fn expected(kind: Kind, status: u16) -> bool {
     )
 }
 
-async fn client(
+/// One submission's answer.
+struct Answer {
+    /// The second of the run it was due in.
+    second: usize,
+    kind: Kind,
+    /// A new receipt's body, to be repeated later once accepted.
+    new: Option<Vec<u8>>,
+    /// 0 when no answer came.
+    status: u16,
+    /// From when it was due until it was answered.
+    latency: Duration,
+}
+
+/// What every sender shares.
+struct Sender {
     plan: Arc<Plan>,
     http: reqwest::Client,
-    index: usize,
     started: Instant,
     counters: Arc<Counters>,
-) -> Report {
-    let mut factory = ReceiptFactory::new(plan.mix.clone(), &plan.run, index);
-    let interval = plan
-        .rate
-        .map(|rate| Duration::from_secs_f64(plan.connections.max(1) as f64 / rate));
-    // Clients at a fixed rate start spread over one interval, so requests do not arrive in bursts.
-    let mut due = started
-        + interval
-            .unwrap_or_default()
-            .mul_f64(index as f64 / plan.connections.max(1) as f64);
-    let mut report = Report::default();
-    let url = format!("{}/api/checks/", plan.producer);
-    while due.duration_since(started) < plan.duration {
-        match interval {
-            Some(_) => tokio::time::sleep_until(due.into()).await,
-            None => due = Instant::now(),
+}
+
+impl Sender {
+    /// Sends each receipt when the last one is answered, until the run's end.
+    async fn flat_out(self, index: usize) -> Report {
+        let mut factory = ReceiptFactory::new(self.plan.mix.clone(), &self.plan.run, index);
+        let mut report = Report::default();
+        while self.started.elapsed() < self.plan.duration {
+            let (kind, body) = factory.submission();
+            let answer = self.submit(kind, body, Instant::now()).await;
+            self.record(&mut report, &mut factory, answer);
         }
-        let (kind, body) = factory.submission();
-        let answer = http
-            .post(&url)
-            .bearer_auth(&plan.token)
+        report
+    }
+
+    /// Sends this sender's share of `rate` receipts a second, each when it is due.
+    async fn at_rate(self, rate: f64, index: usize, in_flight: Arc<Semaphore>) -> Report {
+        let senders = self.plan.connections.max(1);
+        let mut factory = ReceiptFactory::new(self.plan.mix.clone(), &self.plan.run, index);
+        let interval = Duration::from_secs_f64(senders as f64 / rate);
+        // Senders start spread over one interval, so requests do not arrive in bursts.
+        let mut due = self.started + interval.mul_f64(index as f64 / senders as f64);
+        let mut report = Report::default();
+        let mut unanswered = JoinSet::new();
+        let this = Arc::new(self);
+        while due.duration_since(this.started) < this.plan.duration {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(due.into()) => break,
+                    Some(Ok(answer)) = unanswered.join_next() => {
+                        this.record(&mut report, &mut factory, answer);
+                    }
+                }
+            }
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let (kind, body) = factory.submission();
+            let sender = this.clone();
+            unanswered.spawn(async move {
+                let answer = sender.submit(kind, body, due).await;
+                drop(permit);
+                answer
+            });
+            due += interval;
+        }
+        while let Some(answer) = unanswered.join_next().await {
+            if let Ok(answer) = answer {
+                this.record(&mut report, &mut factory, answer);
+            }
+        }
+        report
+    }
+
+    async fn submit(&self, kind: Kind, body: Vec<u8>, due: Instant) -> Answer {
+        let new = (kind == Kind::New).then(|| body.clone());
+        let answer = self
+            .http
+            .post(format!("{}/api/checks/", self.plan.producer))
+            .bearer_auth(&self.plan.token)
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send()
             .await;
-        let status = answer.map_or(0, |response| response.status().as_u16());
-        report.record(
-            due.duration_since(started).as_secs() as usize,
-            status,
-            due.elapsed(),
-        );
-        report.unexpected += u64::from(!expected(kind, status));
-        counters.answered.fetch_add(1, Ordering::Relaxed);
-        counters
-            .accepted
-            .fetch_add(u64::from(status == 202), Ordering::Relaxed);
-        if let Some(interval) = interval {
-            due += interval;
+        Answer {
+            second: due.duration_since(self.started).as_secs() as usize,
+            kind,
+            new,
+            status: answer.map_or(0, |response| response.status().as_u16()),
+            latency: due.elapsed(),
         }
     }
-    report
+
+    fn record(&self, report: &mut Report, factory: &mut ReceiptFactory, answer: Answer) {
+        report.record(answer.second, answer.status, answer.latency);
+        if let (Some(body), 202) = (answer.new, answer.status) {
+            factory.accepted(body);
+        }
+        report.unexpected += u64::from(!expected(answer.kind, answer.status));
+        self.counters.answered.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .accepted
+            .fetch_add(u64::from(answer.status == 202), Ordering::Relaxed);
+    }
 }
 
 /// Sends one receipt a second to a place of the run's own and measures, for each, the time from its 202
@@ -186,3 +257,6 @@ async fn counted(http: &reqwest::Client, token: &str, consumer: &str, place: &st
     let body: Value = answer.json().await.unwrap_or(json!(null));
     body["summary"]["total_purchases"].as_u64().unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -41,7 +41,7 @@ const CATEGORIES: [&str; 8] = [
     "deli",
 ];
 const PAYMENTS: [&str; 4] = ["cash", "credit_card", "debit_card", "mobile"];
-/// Bodies kept per generator for repeats.
+/// Accepted bodies kept per generator for repeats.
 const KEPT: usize = 64;
 
 /// Generates one client's receipts, each as the JSON body it is sent as; transaction ids are unique per run
@@ -94,7 +94,8 @@ impl ReceiptFactory {
         }
     }
 
-    /// The next submission's JSON body and what it is.
+    /// The next submission's JSON body and what it is; repeats are of receipts passed to
+    /// [`ReceiptFactory::accepted`].
     pub fn submission(&mut self) -> (Kind, Vec<u8>) {
         let roll: f64 = self.rng.random();
         if roll < self.mix.repeats && !self.sent.is_empty() {
@@ -104,14 +105,19 @@ impl ReceiptFactory {
         if roll < self.mix.repeats + self.mix.invalid {
             return (Kind::Invalid, self.fresh(Some("0.01")));
         }
-        let body = self.fresh(None);
+        (Kind::New, self.fresh(None))
+    }
+
+    /// Keeps a new receipt the producer accepted, to be repeated later: only an accepted receipt's repeat
+    /// is sure to be answered 200, where one sent while its first submission is unanswered may be the one
+    /// accepted.
+    pub fn accepted(&mut self, body: Vec<u8>) {
         if self.sent.len() < KEPT {
-            self.sent.push(body.clone());
+            self.sent.push(body);
         } else {
             let slot = self.rng.random_range(0..KEPT);
-            self.sent[slot] = body.clone();
+            self.sent[slot] = body;
         }
-        (Kind::New, body)
     }
 
     /// A new receipt; `total_amount` is the sum of its lines unless given.
@@ -197,12 +203,13 @@ mod tests {
                     assert!(valid.merchant_id.is_some(), "a receipt names its merchant");
                     let lines = valid.into_receipt(place).items.len();
                     assert!((1..=10).contains(&lines), "{lines} lines");
-                    new.push(body);
+                    new.push(body.clone());
+                    factory.accepted(body);
                     seen[0] += 1;
                 }
                 Kind::Repeat => {
                     checked.expect("a repeat is valid");
-                    assert!(new.contains(&body), "a repeat is an earlier receipt");
+                    assert!(new.contains(&body), "a repeat is an accepted receipt");
                     seen[1] += 1;
                 }
                 Kind::Invalid => {
