@@ -3,7 +3,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so several producer replicas can relay side by side without publishing a row
 //! twice.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use futures::executor::block_on;
@@ -36,18 +36,55 @@ pub fn pending_rows(pool: &PgPool) -> Result<i64, ProducerError> {
     Ok(outbox::backlog(&mut conn)?)
 }
 
-/// Publishes one batch. Returns how many rows were published.
+/// How often the relay claims from the oldest outbox row rather than above the last one it claimed.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Where the relay's next claim starts. Above the last row it claimed, so that a claim does not step over the
+/// rows it deleted that autovacuum has not yet removed; and from the oldest row once a `SWEEP_EVERY`, for the
+/// rows a claim above passed by: one committed after a claim went past its id, one another replica held and
+/// gave back, one whose publication failed.
+#[derive(Debug, Default)]
+struct ClaimStart {
+    after: i64,
+    swept_at: Option<Instant>,
+}
+
+impl ClaimStart {
+    /// The id the next claim starts above.
+    fn next(&mut self) -> i64 {
+        if self.swept_at.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+            self.swept_at = Some(Instant::now());
+            return 0;
+        }
+        self.after
+    }
+
+    fn claimed(&mut self, last: Option<i64>) {
+        self.after = self.after.max(last.unwrap_or(0));
+    }
+}
+
+/// One batch published: how many rows, and the last one claimed.
+#[derive(Debug)]
+pub struct Published {
+    pub count: usize,
+    pub last_claimed: Option<i64>,
+}
+
+/// Publishes one batch of the rows above `after`.
 pub fn publish_batch(
     pool: &PgPool,
     producer: &FutureProducer,
     topic: &str,
-    limit: i64,
+    (after, limit): (i64, i64),
     grace: Duration,
-) -> Result<usize, ProducerError> {
+) -> Result<Published, ProducerError> {
     let mut conn = pool.get()?;
     let mut failed = 0;
+    let mut last_claimed = None;
     conn.transaction(|conn| {
-        let rows = outbox::claim(conn, limit)?;
+        let rows = outbox::claim(conn, after, limit)?;
+        last_claimed = rows.last().map(|row| row.id);
         if rows.is_empty() {
             return Ok((0, None));
         }
@@ -96,8 +133,11 @@ pub fn publish_batch(
         Ok::<_, ProducerError>((ids.len(), failure))
     })
     .and_then(|(published, failure)| match failure {
-        // The acknowledged rows are published (committed above); the others wait for the next try.
-        None => Ok(published),
+        // The acknowledged rows are published (committed above); the others wait for the next sweep.
+        None => Ok(Published {
+            count: published,
+            last_claimed,
+        }),
         Some((_, error)) => Err(ProducerError::NotAcknowledged { failed, error }),
     })
 }
@@ -161,6 +201,7 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(250);
     let mut producer = None;
+    let mut start = ClaimStart::default();
     while !*shutdown.borrow() {
         let ready = match &producer {
             Some(_) => Ok(()),
@@ -185,15 +226,20 @@ pub async fn run(
         };
         let mut stale_producer = false;
         let (pool_, topic_) = (pool.clone(), topic.clone());
-        let (limit, grace) = (config.relay_batch_size, config.reconcile_grace());
-        let result =
-            tokio::task::spawn_blocking(move || publish_batch(&pool_, &active, &topic_, limit, grace)).await;
+        let (after, limit, grace) = (start.next(), config.relay_batch_size, config.reconcile_grace());
+        let result = tokio::task::spawn_blocking(move || {
+            publish_batch(&pool_, &active, &topic_, (after, limit), grace)
+        })
+        .await;
+        if let Ok(Ok(published)) = &result {
+            start.claimed(published.last_claimed);
+        }
         let pause = match result {
-            Ok(Ok(count)) if count as i64 >= limit => {
+            Ok(Ok(Published { count, .. })) if count as i64 >= limit => {
                 backoff = Duration::from_millis(250);
                 Duration::ZERO
             }
-            Ok(Ok(count)) => {
+            Ok(Ok(Published { count, .. })) => {
                 if count > 0 {
                     log::debug!("relayed {count} receipts to Kafka");
                 }
@@ -240,4 +286,31 @@ pub async fn run(
 pub fn replay_unconsumed(pool: &PgPool) -> Result<usize, ProducerError> {
     let mut conn = pool.get()?;
     Ok(outbox::replay_unconsumed(&mut conn)?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{ClaimStart, SWEEP_EVERY};
+
+    #[test]
+    fn claims_start_above_the_last_row_claimed_and_from_the_oldest_once_a_sweep_is_due() {
+        let mut start = ClaimStart::default();
+        assert_eq!(start.next(), 0, "the first claim is a sweep");
+
+        start.claimed(Some(500));
+        assert_eq!(start.next(), 500);
+        start.claimed(None);
+        start.claimed(Some(300));
+        assert_eq!(
+            start.next(),
+            500,
+            "an empty or a sweep's claim below it keeps the start"
+        );
+
+        start.swept_at = Instant::now().checked_sub(SWEEP_EVERY + Duration::from_millis(1));
+        assert_eq!(start.next(), 0, "a sweep once a SWEEP_EVERY");
+        assert_eq!(start.next(), 500, "and above the last row claimed again after it");
+    }
 }

@@ -1,6 +1,7 @@
 //! The pipeline reconcile: a published receipt the consumer has not stored when its check falls due is queued
-//! again, with twice the wait after each replay; a stored one never is; and a pass that waits never holds up
-//! publication. No consumer runs here, so a receipt is stored only when a test stores it.
+//! again, with twice the wait after each replay; a stored one never is; a pass that waits never holds up
+//! publication; and a receipt queued below the outbox rows the relay has already claimed is still published.
+//! No consumer runs here, so a receipt is stored only when a test stores it.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -216,6 +217,33 @@ async fn receipts_are_published_while_a_reconcile_pass_waits() {
     holder.join().expect("the holder");
     eventually("the waiting reconcile pass never finished", || {
         checked_until(&producer.pool) > held_at
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receipt_queued_below_the_rows_the_relay_has_claimed_is_still_published() {
+    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |_| {}).await;
+    let token = producer.merchant("m-1").await;
+    post(&producer, &token, "first").await;
+    post(&producer, &token, "second").await;
+    published(&producer, "first").await;
+    published(&producer, "second").await;
+
+    // The relay claims above the last row it claimed (2, in this fresh database). A transaction that took its
+    // id early and committed late leaves a row below that: here the first receipt queued again under its old
+    // id, 1.
+    let mut conn = producer.pool.get().expect("connection");
+    diesel::sql_query(
+        "INSERT INTO outbox (id, merchant_id, transaction_id, message_key, replays)
+         VALUES (1, 'm-1', 'first', 'store-1', 1)",
+    )
+    .execute(&mut conn)
+    .expect("a row below the relay's last claim");
+    drop(conn);
+
+    eventually("the row below the relay's last claim was never published", || {
+        replays(&producer.pool, "first") == Some(1) && !is_queued(&producer.pool, "first")
     })
     .await;
 }
