@@ -42,7 +42,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Where the relay's next claim starts. Above the last row it claimed, so that a claim does not step over the
 /// rows it deleted that autovacuum has not yet removed; and from the oldest row once a `SWEEP_EVERY`, for the
 /// rows a claim above passed by: one committed after a claim went past its id, one another replica held and
-/// gave back, one whose publication failed.
+/// gave back, one whose publication failed. After a sweep the next claim goes on from where the sweep
+/// ended, even below where claims had reached: a database restored with lower ids would otherwise be left
+/// to the sweeps, a batch a second.
 #[derive(Debug, Default)]
 struct ClaimStart {
     after: i64,
@@ -59,8 +61,11 @@ impl ClaimStart {
         self.after
     }
 
+    /// The last row a claim took, if it took any.
     fn claimed(&mut self, last: Option<i64>) {
-        self.after = self.after.max(last.unwrap_or(0));
+        if let Some(last) = last {
+            self.after = last;
+        }
     }
 }
 
@@ -302,15 +307,20 @@ mod tests {
         start.claimed(Some(500));
         assert_eq!(start.next(), 500);
         start.claimed(None);
-        start.claimed(Some(300));
-        assert_eq!(
-            start.next(),
-            500,
-            "an empty or a sweep's claim below it keeps the start"
-        );
+        assert_eq!(start.next(), 500, "an empty claim keeps the start");
 
         start.swept_at = Instant::now().checked_sub(SWEEP_EVERY + Duration::from_millis(1));
         assert_eq!(start.next(), 0, "a sweep once a SWEEP_EVERY");
+        start.claimed(None);
         assert_eq!(start.next(), 500, "and above the last row claimed again after it");
+
+        start.swept_at = Instant::now().checked_sub(SWEEP_EVERY + Duration::from_millis(1));
+        assert_eq!(start.next(), 0);
+        start.claimed(Some(300));
+        assert_eq!(
+            start.next(),
+            300,
+            "after a sweep that ended below the start (lower ids after a restore), claims go on from there"
+        );
     }
 }
