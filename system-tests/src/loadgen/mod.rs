@@ -12,13 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
 use chrono::{SecondsFormat, Utc};
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{json, Value};
 use shared_models::testing::ReceiptBody;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use receipts::{Kind, Mix, ReceiptFactory};
 pub use report::Report;
@@ -67,12 +66,14 @@ pub async fn run(plan: Plan, counters: Arc<Counters>) -> Report {
         .expect("an HTTP client");
     let plan = Arc::new(plan);
     let in_flight = Arc::new(Semaphore::new(plan.max_in_flight.max(1)));
+    let checks = format!("{}/api/checks/", plan.producer);
     let started = Instant::now();
     let clients: Vec<_> = (0..plan.connections.max(1))
         .map(|index| {
             let sender = Sender {
                 plan: plan.clone(),
                 http: http.clone(),
+                checks: checks.clone(),
                 started,
                 counters: counters.clone(),
             };
@@ -121,6 +122,8 @@ struct Answer {
 struct Sender {
     plan: Arc<Plan>,
     http: reqwest::Client,
+    /// The producer's `POST /api/checks/` URL.
+    checks: String,
     started: Instant,
     counters: Arc<Counters>,
 }
@@ -181,7 +184,7 @@ impl Sender {
         let new = (kind == Kind::New).then(|| body.clone());
         let answer = self
             .http
-            .post(format!("{}/api/checks/", self.plan.producer))
+            .post(&self.checks)
             .bearer_auth(&self.plan.token)
             .header(CONTENT_TYPE, "application/json")
             .body(body)
