@@ -1,11 +1,14 @@
-//! The consumer's set-based statements stay prepared on their connection: storing batches one after the
-//! other parses and analyses each statement once, where a `sql_query` is prepared anew every time.
+//! The pipeline's set-based statements stay prepared on their connection: storing batches one after the
+//! other parses and analyses each statement once, where a `sql_query` is prepared anew every time; and the
+//! relay's claim keeps its one good plan however the outbox has changed since it was planned.
 
 use chrono::{TimeDelta, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use rust_decimal::Decimal;
 use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
+use shared_models::store::outbox;
 use shared_models::store::receipts::store_receipts;
 use shared_models::testing::fresh_database;
 
@@ -72,4 +75,49 @@ fn batches_stored_one_after_the_other_reuse_each_prepared_statement() {
     ] {
         assert_eq!(runs(table), 3, "{table}: one run a batch");
     }
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+#[derive(QueryableByName)]
+struct StatementName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// The relay's claim planned while the outbox is empty (as when the relay starts) and run once it holds a
+/// backlog: the plan of the prepared claim, made generic and kept, in the transaction the claim ran in.
+#[test]
+fn the_relays_claim_reads_the_outbox_key_in_order_whatever_it_held_when_planned() {
+    let (_, pool) = fresh_database();
+    let mut conn = pool.get().expect("connection");
+    conn.batch_execute("ANALYZE outbox; SET plan_cache_mode = force_generic_plan")
+        .expect("an empty outbox analysed");
+    conn.transaction(|conn| outbox::claim(conn, 0, 200))
+        .expect("a claim of the empty outbox");
+    conn.batch_execute(
+        "INSERT INTO outbox (merchant_id, transaction_id, message_key)
+         SELECT 'merchant-1', 't-' || n, 'place-1' FROM generate_series(1, 5000) AS n",
+    )
+    .expect("a backlog");
+    let plan = conn
+        .transaction(|conn| {
+            outbox::claim(conn, 0, 200)?;
+            let claim: StatementName = diesel::sql_query(
+                "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'WITH claimed AS%'",
+            )
+            .get_result(conn)?;
+            diesel::sql_query(format!("EXPLAIN EXECUTE {}(200, 0)", claim.name)).load::<PlanLine>(conn)
+        })
+        .expect("the claim's plan");
+    let plan: Vec<String> = plan.into_iter().map(|row| row.line).collect();
+    let outbox_read: Vec<&String> = plan.iter().filter(|line| line.contains(" on outbox")).collect();
+    assert!(
+        outbox_read.len() == 1 && outbox_read[0].contains("Index Scan using outbox_pkey on outbox"),
+        "the claim reads the outbox's key in order and stops after its rows: {plan:#?}"
+    );
 }
