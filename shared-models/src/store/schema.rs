@@ -227,8 +227,6 @@ diesel::table! {
 }
 
 diesel::joinable!(accepted_receipts -> places (place_id));
-diesel::joinable!(receipt_lines -> receipts (receipt_id));
-diesel::joinable!(receipts -> places (place_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accepted_receipts,
