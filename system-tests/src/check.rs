@@ -1,5 +1,5 @@
 //! The end of every fault case: every receipt the producer took is stored once, and counted once in
-//! `GET /api/analytics/`, within a stated time.
+//! `GET /api/analytics/`, within a stated time, with its lines and its place.
 
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,8 @@ pub async fn exactly_once(stack: &Stack, token: &str, report: &Report, within: D
             let (receipts, counted) = stored(stack);
             assert_eq!(receipts, report.count(), "every receipt taken is stored, once");
             assert_eq!(counted, report.count(), "every receipt counted once on its place");
+            let mut conn = PgConnection::establish(&stack.database_url).expect("database");
+            references_hold(&mut conn);
             return started.elapsed();
         }
         if let Some((purchases, total)) = last {
@@ -85,5 +87,39 @@ pub async fn exactly_once(stack: &Stack, token: &str, report: &Report, within: D
         "analytics did not reach {expected:?} within {within:?} (last {last:?}, stored {:?}):\n{}",
         stored(stack),
         stack.logs()
+    );
+}
+
+#[derive(QueryableByName)]
+struct Unreferenced {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    lines_without_receipt: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    receipts_without_lines: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    receipts_without_place: i64,
+}
+
+/// Checks that every stored line belongs to a stored receipt, every receipt has lines (every receipt has at
+/// least one) and its place is registered: what the consumer's writes keep without foreign keys.
+pub fn references_hold(conn: &mut PgConnection) {
+    let found: Unreferenced = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM receipt_lines l
+                 WHERE NOT EXISTS (SELECT 1 FROM receipts r WHERE r.id = l.receipt_id)) AS lines_without_receipt,
+                (SELECT count(*) FROM receipts r
+                 WHERE NOT EXISTS (SELECT 1 FROM receipt_lines l WHERE l.receipt_id = r.id)) AS receipts_without_lines,
+                (SELECT count(*) FROM receipts r
+                 WHERE NOT EXISTS (SELECT 1 FROM places p WHERE p.place_id = r.place_id)) AS receipts_without_place",
+    )
+    .get_result(conn)
+    .expect("references");
+    assert_eq!(
+        (
+            found.lines_without_receipt,
+            found.receipts_without_lines,
+            found.receipts_without_place
+        ),
+        (0, 0, 0),
+        "lines without their receipt, receipts without lines, receipts without their place"
     );
 }

@@ -14,6 +14,7 @@ use shared_models::store::schema::{places, receipts};
 use shared_models::store::PgPool;
 use shared_models::testing::{fresh_database, service_url, unique_name};
 
+use system_tests::check;
 use system_tests::config as support;
 use system_tests::topic;
 
@@ -209,7 +210,7 @@ async fn redelivered_receipts_are_stored_and_counted_once() {
         .expect("place");
     assert_eq!(purchases, 10);
     assert_eq!(name.as_deref(), Some("Place One"));
-    assert_references_hold(&consumer.pool);
+    check::references_hold(&mut conn);
 }
 
 /// A fresh database, a receipts topic of four partitions, and a producer for it: where the tests of consumer
@@ -250,41 +251,6 @@ fn stored(pool: &PgPool) -> i64 {
         .count()
         .get_result::<i64>(&mut conn)
         .expect("count")
-}
-
-#[derive(QueryableByName)]
-struct Unreferenced {
-    #[diesel(sql_type = diesel::sql_types::Int8)]
-    lines_without_receipt: i64,
-    #[diesel(sql_type = diesel::sql_types::Int8)]
-    receipts_without_lines: i64,
-    #[diesel(sql_type = diesel::sql_types::Int8)]
-    receipts_without_place: i64,
-}
-
-/// Every line stored belongs to a stored receipt, every receipt has its line (each of these receipts has
-/// one) and its place is registered: what the consumer's writes keep without foreign keys.
-fn assert_references_hold(pool: &PgPool) {
-    let mut conn = pool.get().expect("connection");
-    let found: Unreferenced = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM receipt_lines l
-                 WHERE NOT EXISTS (SELECT 1 FROM receipts r WHERE r.id = l.receipt_id)) AS lines_without_receipt,
-                (SELECT count(*) FROM receipts r
-                 WHERE NOT EXISTS (SELECT 1 FROM receipt_lines l WHERE l.receipt_id = r.id)) AS receipts_without_lines,
-                (SELECT count(*) FROM receipts r
-                 WHERE NOT EXISTS (SELECT 1 FROM places p WHERE p.place_id = r.place_id)) AS receipts_without_place",
-    )
-    .get_result(&mut conn)
-    .expect("references");
-    assert_eq!(
-        (
-            found.lines_without_receipt,
-            found.receipts_without_lines,
-            found.receipts_without_place
-        ),
-        (0, 0, 0),
-        "lines without their receipt, receipts without lines, receipts without their place"
-    );
 }
 
 /// The consumer processes' session timeout: the shortest that tansu 0.6's rebalances settle with.
@@ -366,7 +332,7 @@ async fn consumers_joining_and_dying_mid_stream_lose_nothing_and_count_nothing_t
         Some(rust_decimal::Decimal::from(2000)),
         "nothing counted twice"
     );
-    assert_references_hold(&pool);
+    check::references_hold(&mut conn);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
