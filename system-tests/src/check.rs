@@ -41,18 +41,21 @@ async fn summary(http: &reqwest::Client, stack: &Stack, token: &str) -> Option<(
     Some((purchases, total))
 }
 
+fn connect(stack: &Stack) -> PgConnection {
+    PgConnection::establish(&stack.database_url).expect("database")
+}
+
 /// Stored receipts of the merchant, and the purchases its places count.
-fn stored(stack: &Stack) -> (i64, i64) {
-    let mut conn = PgConnection::establish(&stack.database_url).expect("database");
+fn stored(conn: &mut PgConnection) -> (i64, i64) {
     let receipts: i64 = receipts::table
         .filter(receipts::merchant_id.eq(MERCHANT))
         .count()
-        .get_result(&mut conn)
+        .get_result(conn)
         .expect("receipts");
     let counted: Option<Decimal> = places::table
         .filter(places::merchant_id.eq(MERCHANT))
         .select(diesel::dsl::sum(places::total_purchases))
-        .first(&mut conn)
+        .first(conn)
         .expect("places");
     let counted = counted.and_then(|sum| sum.to_string().parse().ok()).unwrap_or(0);
     (receipts, counted)
@@ -68,10 +71,10 @@ pub async fn exactly_once(stack: &Stack, token: &str, report: &Report, within: D
     while started.elapsed() < within {
         last = summary(&http, stack, token).await;
         if last == Some(expected) {
-            let (receipts, counted) = stored(stack);
+            let mut conn = connect(stack);
+            let (receipts, counted) = stored(&mut conn);
             assert_eq!(receipts, report.count(), "every receipt taken is stored, once");
             assert_eq!(counted, report.count(), "every receipt counted once on its place");
-            let mut conn = PgConnection::establish(&stack.database_url).expect("database");
             references_hold(&mut conn);
             return started.elapsed();
         }
@@ -85,7 +88,7 @@ pub async fn exactly_once(stack: &Stack, token: &str, report: &Report, within: D
     }
     panic!(
         "analytics did not reach {expected:?} within {within:?} (last {last:?}, stored {:?}):\n{}",
-        stored(stack),
+        stored(&mut connect(stack)),
         stack.logs()
     );
 }
