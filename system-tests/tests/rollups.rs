@@ -31,9 +31,9 @@ fn insert_receipts(conn: &mut PgConnection, first: i64, last: i64) {
     for statement in [
         format!(
             "INSERT INTO receipts (id, merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
-                                   tips_amount, payment_method, received_at, stored_at, raw)
+                                   tips_amount, payment_method, received_at, stored_at)
              SELECT i, 'merchant-' || (p % 2), 't-' || i, 'place-' || p, t, (1 + i % 3) * 2.35, 0.47 * (1 + i % 3),
-                    (i % 4) * 0.25, 'card', t, now(), '{{}}'
+                    (i % 4) * 0.25, 'card', t, now()
              FROM (SELECT i, floor(6 * random())::int AS p,
                           timestamptz '2023-12-30T20:00:00Z' + random() * interval '65 days' AS t
                    FROM generate_series({first}::bigint, {last}::bigint) i) s"
@@ -333,8 +333,8 @@ fn a_check_reads_what_was_stored_since_the_last_one_and_recomputes_an_hour_that_
     diesel::sql_query(
         "WITH lost AS (
             INSERT INTO receipts (merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
-                                  tips_amount, payment_method, received_at, raw)
-            SELECT merchant_id, 'lost', place_id, $2 + interval '10 minutes', 5, 0.5, 0, 'card', now(), '{}'
+                                  tips_amount, payment_method, received_at)
+            SELECT merchant_id, 'lost', place_id, $2 + interval '10 minutes', 5, 0.5, 0, 'card', now()
             FROM places WHERE place_id = $1 RETURNING id
          )
          INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)

@@ -113,9 +113,9 @@ impl Fleet {
         for (index, total, vat) in [(1, "2.50", "0.25"), (2, "4.00", "0.40")] {
             self.sql(&format!(
                 "WITH r AS (INSERT INTO receipts (merchant_id, transaction_id, place_id, purchased_at, total_amount,
-                    vat_amount, tips_amount, payment_method, received_at, raw)
+                    vat_amount, tips_amount, payment_method, received_at)
                  VALUES ('m', '{place_id}-{index}', '{place_id}', '2024-02-07T12:{index}0:00Z', {total}, {vat}, 0,
-                    'cash', now(), '{{}}') RETURNING id)
+                    'cash', now()) RETURNING id)
                  INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
                  SELECT id, 0, 'p', 'food', 1, {total}, {total} FROM r"
             ));

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int4, Int8, Jsonb, Numeric, Text, Timestamptz};
+use diesel::sql_types::{Array, Int4, Int8, Numeric, Text, Timestamptz};
 
 use crate::domain::jobs::HourBucket;
 use crate::domain::receipt::ReceiptEnvelope;
@@ -31,9 +31,9 @@ fn insert_receipts(
     let receipts = || batch.iter().map(|envelope| &envelope.receipt);
     let stored: Vec<StoredReceipt> = statement(
         "INSERT INTO receipts (merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
-                               tips_amount, payment_method, received_at, raw)
+                               tips_amount, payment_method, received_at)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::numeric[], $6::numeric[],
-                              $7::numeric[], $8::text[], $9::timestamptz[], $10::jsonb[])
+                              $7::numeric[], $8::text[], $9::timestamptz[])
          ON CONFLICT (merchant_id, transaction_id) DO NOTHING
          RETURNING id, merchant_id, transaction_id",
     )
@@ -46,11 +46,6 @@ fn insert_receipts(
     .bind::<Array<Numeric>, _>(receipts().map(|receipt| receipt.tips_amount).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(receipts().map(|receipt| receipt.payment_method.as_str()).collect::<Vec<_>>())
     .bind::<Array<Timestamptz>, _>(batch.iter().map(|envelope| envelope.received_at).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(
-        receipts()
-            .map(|receipt| serde_json::to_value(receipt).unwrap_or_default())
-            .collect::<Vec<_>>(),
-    )
     .load(conn)?;
     Ok(stored
         .into_iter()

@@ -199,7 +199,6 @@ diesel::table! {
         payment_method -> Text,
         received_at -> Timestamptz,
         stored_at -> Timestamptz,
-        raw -> Jsonb,
     }
 }
 

@@ -61,10 +61,10 @@ fn seed_statements(dataset: Dataset) -> Vec<String> {
         "SELECT setseed(0.2026)".to_owned(),
         format!(
             "INSERT INTO receipts (id, merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
-                                   tips_amount, payment_method, received_at, stored_at, raw)
+                                   tips_amount, payment_method, received_at, stored_at)
              SELECT i, 'merchant-' || (p % 100), 'bench-' || i, 'place-' || p, t,
                     (1 + i % 3) * round((1 + i % 997) * 0.37, 2), round((1 + i % 3) * round((1 + i % 997) * 0.37, 2) * 0.1, 2),
-                    (i % 5), 'card', t, t + interval '1 minute', '{{}}'
+                    (i % 5), 'card', t, t + interval '1 minute'
              FROM (SELECT row_number() OVER (ORDER BY t) AS i, p, t
                    FROM (SELECT floor({places} * power(random(), 3))::int AS p,
                                 timestamptz '2024-01-01T00:00:00Z' + random() * interval '731 days' AS t
