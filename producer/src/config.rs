@@ -79,7 +79,7 @@ pub struct IntakeConfig {
 #[derive(Debug, Clone, Args)]
 pub struct RelayConfig {
     /// Outbox rows published per transaction.
-    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 200)]
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 1000)]
     pub relay_batch_size: i64,
     /// Pause between polls of an empty outbox, in milliseconds.
     #[arg(long, env = "RELAY_POLL_MS", default_value_t = 200)]
