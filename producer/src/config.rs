@@ -81,7 +81,7 @@ pub struct RelayConfig {
     /// Outbox rows published per transaction.
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 1000)]
     pub relay_batch_size: i64,
-    /// Pause between polls of an empty outbox, in milliseconds.
+    /// Pause after a claim that found fewer rows than a batch holds (the outbox drained), in milliseconds.
     #[arg(long, env = "RELAY_POLL_MS", default_value_t = 200)]
     pub relay_poll_ms: u64,
     /// How long the relay waits for the broker's acknowledgement of a message, in milliseconds.
