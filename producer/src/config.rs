@@ -78,7 +78,7 @@ pub struct IntakeConfig {
 /// The outbox relay that publishes accepted receipts to Kafka.
 #[derive(Debug, Clone, Args)]
 pub struct RelayConfig {
-    /// Outbox rows published per transaction.
+    /// Most outbox rows published per transaction (a claim takes what is there, up to this many).
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 1000)]
     pub relay_batch_size: i64,
     /// Pause after a claim that found fewer rows than a batch holds (the outbox drained), in milliseconds.
