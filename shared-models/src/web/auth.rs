@@ -1,12 +1,12 @@
 //! Token authentication and who may call what: the `Authorization` header, the per-replica cache of verified
 //! tokens, and the [`Caller`] extractor whose access rule every `/api/` handler declares in its signature.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, Header, HeaderValue, TryIntoHeaderValue};
@@ -15,12 +15,13 @@ use actix_web_httpauth::headers::authorization::{Authorization, ParseError, Sche
 use paperclip::actix::OperationModifier;
 use paperclip::v2::models::{DefaultOperationRaw, DefaultSchemaRaw, SecurityScheme};
 
-use crate::domain::auth::{hash_secret, Principal, Role};
+use crate::domain::auth::{Principal, Role};
 use crate::store::tokens;
 use crate::store::PgPool;
 use crate::web::error::{ApiError, AuthFailure, ErrorBody};
 use crate::web::openapi::{define, document_errors};
 use crate::web::rate_limit::RateLimiter;
+use crate::web::token_cache::TokenCache;
 
 /// The credential in `Authorization: Bearer <token>` or `Authorization: Token <token>` (DRF's scheme).
 #[derive(Clone)]
@@ -83,46 +84,11 @@ impl AuthState {
     }
 
     async fn verify(self: Arc<Self>, token: ApiToken) -> Result<Option<Principal>, ApiError> {
-        if let Some(cached) = self.cache.get(token.secret()) {
-            return Ok(cached);
-        }
-        let secret = token.secret().to_owned();
-        let found =
-            crate::web::with_db(&self.pool, move |conn| Ok(tokens::find_active(conn, &secret)?)).await?;
-        self.cache.put(token.secret(), found.clone());
-        Ok(found)
-    }
-}
-
-/// Verified tokens, remembered for a short time so that authentication does not cost a database round
-/// trip per request. A revoked token stops working once its entry expires.
-#[derive(Debug)]
-pub struct TokenCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
-}
-
-impl TokenCache {
-    pub fn new(ttl: Duration) -> Self {
-        TokenCache {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The cached answer for this secret, if still fresh. `Some(None)` caches an unknown token.
-    pub fn get(&self, secret: &str) -> Option<Option<Principal>> {
-        let entries = self.entries.lock().ok()?;
-        let (principal, checked_at) = entries.get(&hash_secret(secret))?;
-        (checked_at.elapsed() < self.ttl).then(|| principal.clone())
-    }
-
-    pub fn put(&self, secret: &str, principal: Option<Principal>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            let ttl = self.ttl;
-            entries.retain(|_, (_, checked_at)| checked_at.elapsed() < ttl);
-            entries.insert(hash_secret(secret), (principal, Instant::now()));
-        }
+        let look_up = || {
+            let secret = token.secret().to_owned();
+            crate::web::with_db(&self.pool, move |conn| Ok(tokens::find_active(conn, &secret)?))
+        };
+        self.cache.get_or_look_up(token.secret(), look_up).await
     }
 }
 
@@ -307,16 +273,6 @@ impl<A: AccessRule> OperationModifier for Caller<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cache_entries_expire() {
-        let cache = TokenCache::new(Duration::from_millis(0));
-        cache.put("x", None);
-        assert!(cache.get("x").is_none());
-        let cache = TokenCache::new(Duration::from_secs(60));
-        cache.put("x", None);
-        assert_eq!(cache.get("x"), Some(None));
-    }
 
     #[test]
     fn both_bearer_and_token_schemes_are_accepted() {

@@ -14,6 +14,7 @@ pub mod reply;
 pub mod routes;
 pub mod service;
 pub mod tabular;
+pub mod token_cache;
 
 pub use error::ApiError;
 
