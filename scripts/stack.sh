@@ -35,6 +35,8 @@ up() {
   export BOOTSTRAP_ADMIN_TOKEN
   BOOTSTRAP_ADMIN_TOKEN=$(cat "$STATE/admin_token")
   export PRODUCER_ADDR CONSUMER_ADDR RUST_LOG="${RUST_LOG:-info}"
+  # As the image sets it (docs/configuration.md, "The allocator").
+  export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 
   target/debug/producer migrate
 

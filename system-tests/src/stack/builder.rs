@@ -76,6 +76,8 @@ impl StackBuilder {
             ("KAFKA_BROKERS", format!("127.0.0.1:{kafka_port}")),
             ("BOOTSTRAP_ADMIN_TOKEN", admin_token.clone()),
             ("RUST_LOG", "warn".into()),
+            // As the image sets it (docs/configuration.md, "The allocator").
+            ("MALLOC_ARENA_MAX", "2".into()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
