@@ -93,6 +93,7 @@ enum Step {
     Store {
         merchant_id: String,
         receipt: Receipt,
+        document: String,
         content_hash: String,
     },
 }
@@ -144,10 +145,12 @@ fn write_group(
             Step::Store {
                 merchant_id,
                 receipt,
+                document,
                 content_hash,
             } if *first => Some(NewAccepted {
                 merchant_id,
                 receipt,
+                document,
                 content_hash,
             }),
             _ => None,
@@ -176,6 +179,7 @@ fn write_group(
                 merchant_id,
                 receipt,
                 content_hash,
+                ..
             } => {
                 let (outcome, logged, reasons) = if new {
                     (
@@ -247,10 +251,12 @@ fn resolve_places(conn: &mut PgConnection, submissions: &[Submission]) -> QueryR
                 match receipt.place_id.as_ref().or_else(|| sole.get(merchant_id)) {
                     Some(place_id) => {
                         let receipt = receipt.clone().into_receipt(place_id.clone());
+                        let (document, content_hash) = receipt.document_and_hash();
                         Step::Store {
                             merchant_id: merchant_id.clone(),
-                            content_hash: receipt.content_hash(),
                             receipt,
+                            document,
+                            content_hash,
                         }
                     }
                     None => {

@@ -70,14 +70,21 @@ pub struct Receipt {
 impl Receipt {
     /// SHA-256 of the canonical JSON form: equal for receipts with the same content.
     pub fn content_hash(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        hex::encode(Sha256::digest(canonical))
+        self.document_and_hash().1
+    }
+
+    /// The canonical JSON form, as intake stores it, and its SHA-256 (the content hash), serialised once.
+    pub fn document_and_hash(&self) -> (String, String) {
+        let document = serde_json::to_string(self).unwrap_or_default();
+        let hash = hex::encode(Sha256::digest(document.as_bytes()));
+        (document, hash)
     }
 }
 
 /// What the producer publishes: the receipt plus who sent it and when it was accepted. The relay fills it
-/// with the receipt as stored at intake (`R` = [`Value`]), so that it publishes what was accepted without
-/// reading it into a [`Receipt`] again; the consumer reads it as a [`Receipt`].
+/// with the receipt's document as stored at intake (`R` = [`RawValue`](serde_json::value::RawValue)), so
+/// that it publishes what was accepted without reading it into a [`Receipt`], or into a tree, again; the
+/// consumer reads it as a [`Receipt`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptEnvelope<R = Receipt> {
     pub schema_version: u32,
@@ -160,6 +167,21 @@ mod tests {
         let parsed = ReceiptEnvelope::from_json(envelope.to_json().as_bytes()).expect("parse");
         assert_eq!(parsed, envelope);
         assert!(envelope.to_json().contains("\"price\":\"0.99\""));
+    }
+
+    #[test]
+    fn the_relay_s_envelope_of_a_stored_document_reads_as_the_receipt_accepted() {
+        let mut accepted = receipt();
+        accepted.extra.insert("loyalty_card".into(), Value::from("L-77"));
+        let (document, hash) = accepted.document_and_hash();
+        assert_eq!(hash, accepted.content_hash());
+        // PostgreSQL writes a jsonb document out with its own key order and spacing.
+        let stored: Value = serde_json::from_str(&document).expect("a JSON document");
+        let written_out = serde_json::value::RawValue::from_string(format!("{stored:#}")).expect("raw");
+        let received_at = Utc::now();
+        let published = ReceiptEnvelope::new("m-1".into(), received_at, written_out).to_json();
+        let read = ReceiptEnvelope::from_json(published.as_bytes()).expect("an envelope");
+        assert_eq!(read, ReceiptEnvelope::new("m-1".into(), received_at, accepted));
     }
 
     #[test]

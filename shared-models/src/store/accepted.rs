@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Jsonb, Text, Timestamptz};
+use diesel::sql_types::{Array, Text, Timestamptz};
 
 use crate::domain::receipt::Receipt;
 use crate::store::schema::{accepted_receipts, receipt_publications};
@@ -27,6 +27,8 @@ pub struct AcceptedReceipt {
 pub struct NewAccepted<'a> {
     pub merchant_id: &'a str,
     pub receipt: &'a Receipt,
+    /// The receipt's canonical JSON form ([`Receipt::document_and_hash`]), stored as its document.
+    pub document: &'a str,
     pub content_hash: &'a str,
 }
 
@@ -60,23 +62,23 @@ pub fn accept_all(
     let mut transaction_ids = Vec::with_capacity(receipts.len());
     let mut place_ids = Vec::with_capacity(receipts.len());
     let mut content_hashes = Vec::with_capacity(receipts.len());
-    let mut bodies = Vec::with_capacity(receipts.len());
+    let mut documents = Vec::with_capacity(receipts.len());
     for new in receipts {
         merchant_ids.push(new.merchant_id);
         transaction_ids.push(new.receipt.transaction_id.as_str());
         place_ids.push(new.receipt.place_id.as_str());
         content_hashes.push(new.content_hash);
-        bodies.push(serde_json::to_value(new.receipt).unwrap_or_default());
+        documents.push(new.document);
     }
     // Keys are inserted in order, so that two transactions inserting overlapping keys wait for each other
     // instead of deadlocking.
     let recorded: Vec<Fingerprint> = statement(
         "WITH new AS (
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
                 AS new (merchant_id, transaction_id, place_id, content_hash, receipt, position)
          ), recorded AS (
             INSERT INTO accepted_receipts (merchant_id, transaction_id, place_id, content_hash, receipt, received_at)
-            SELECT merchant_id, transaction_id, place_id, content_hash, receipt, $6
+            SELECT merchant_id, transaction_id, place_id, content_hash, receipt::jsonb, $6
             FROM new
             ORDER BY merchant_id, transaction_id
             ON CONFLICT DO NOTHING
@@ -93,7 +95,7 @@ pub fn accept_all(
     .bind::<Array<Text>, _>(transaction_ids)
     .bind::<Array<Text>, _>(place_ids)
     .bind::<Array<Text>, _>(content_hashes)
-    .bind::<Array<Jsonb>, _>(bodies)
+    .bind::<Array<Text>, _>(documents)
     .bind::<Timestamptz, _>(received_at)
     .load(conn)?;
     Ok(recorded

@@ -17,7 +17,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int8, Jsonb, Text, Timestamptz};
+use diesel::result::Error as DieselError;
+use diesel::sql_types::{Array, Int8, Text, Timestamptz};
+use serde_json::value::RawValue;
 
 use crate::domain::receipt::ReceiptEnvelope;
 use crate::store::schema::{outbox, reconcile_progress};
@@ -50,8 +52,10 @@ struct Claimed {
     merchant_id: String,
     #[diesel(sql_type = Timestamptz)]
     received_at: DateTime<Utc>,
-    #[diesel(sql_type = Jsonb)]
-    receipt: serde_json::Value,
+    /// The receipt's document as PostgreSQL writes it out: published as it is, not parsed into a tree and
+    /// written again.
+    #[diesel(sql_type = Text)]
+    receipt: String,
 }
 
 /// Leaves the claim one plan, for the rest of its transaction: the outbox's key read in order, stopping after
@@ -86,7 +90,7 @@ pub fn claim(conn: &mut PgConnection, after: i64, limit: i64) -> QueryResult<Vec
             LIMIT $1
             FOR UPDATE SKIP LOCKED
          )
-         SELECT c.id, c.message_key, a.merchant_id, a.received_at, a.receipt
+         SELECT c.id, c.message_key, a.merchant_id, a.received_at, a.receipt::text AS receipt
          FROM claimed c
          JOIN accepted_receipts a ON a.merchant_id = c.merchant_id AND a.transaction_id = c.transaction_id
          ORDER BY c.id",
@@ -94,14 +98,18 @@ pub fn claim(conn: &mut PgConnection, after: i64, limit: i64) -> QueryResult<Vec
     .bind::<Int8, _>(limit)
     .bind::<Int8, _>(after)
     .load(conn)?;
-    Ok(claimed
+    claimed
         .into_iter()
-        .map(|row| Pending {
-            id: row.id,
-            key: row.message_key,
-            payload: ReceiptEnvelope::new(row.merchant_id, row.received_at, row.receipt).to_json(),
+        .map(|row| {
+            let receipt = RawValue::from_string(row.receipt)
+                .map_err(|error| DieselError::DeserializationError(Box::new(error)))?;
+            Ok(Pending {
+                id: row.id,
+                key: row.message_key,
+                payload: ReceiptEnvelope::new(row.merchant_id, row.received_at, receipt).to_json(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Deletes the rows the broker acknowledged and records the publication of their receipts: when (the
