@@ -156,6 +156,16 @@ mod tests {
         }
     }
 
+    /// A lookup that answers after 50 ms, counted in `lookups`.
+    async fn after_a_while(
+        lookups: &AtomicUsize,
+        answer: Result<Found, ApiError>,
+    ) -> Result<Found, ApiError> {
+        lookups.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answer
+    }
+
     #[test]
     fn cache_entries_expire() {
         let cache = TokenCache::new(Duration::from_millis(0));
@@ -170,11 +180,7 @@ mod tests {
     async fn requests_missing_a_token_together_share_one_lookup() {
         let cache = TokenCache::new(Duration::from_secs(60));
         let lookups = AtomicUsize::new(0);
-        let look_up = || async {
-            lookups.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok(Some(merchant()))
-        };
+        let look_up = || after_a_while(&lookups, Ok(Some(merchant())));
         let requests = (0..100).map(|_| cache.get_or_look_up("secret", look_up));
         let answers = futures::future::join_all(requests).await;
         assert_eq!(lookups.load(Ordering::SeqCst), 1);
@@ -188,10 +194,9 @@ mod tests {
     async fn a_failed_lookup_answers_its_waiters_with_its_status_and_is_not_cached() {
         let cache = TokenCache::new(Duration::from_secs(60));
         let lookups = AtomicUsize::new(0);
-        let failing = || async {
-            lookups.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Err(ApiError::Unavailable("database", "connection refused".into()))
+        let failing = || {
+            let refused = ApiError::Unavailable("database", "connection refused".into());
+            after_a_while(&lookups, Err(refused))
         };
         let answers = futures::future::join_all((0..10).map(|_| cache.get_or_look_up("s", failing))).await;
         assert_eq!(lookups.load(Ordering::SeqCst), 1);
@@ -207,11 +212,7 @@ mod tests {
     async fn when_the_request_looking_up_goes_away_a_waiting_one_looks_up_itself() {
         let cache = TokenCache::new(Duration::from_secs(60));
         let lookups = AtomicUsize::new(0);
-        let look_up = || async {
-            lookups.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok(Some(merchant()))
-        };
+        let look_up = || after_a_while(&lookups, Ok(Some(merchant())));
         let leaving = cache.get_or_look_up("secret", look_up);
         let staying = cache.get_or_look_up("secret", look_up);
         let (left, stayed) = tokio::join!(tokio::time::timeout(Duration::from_millis(10), leaving), staying);
