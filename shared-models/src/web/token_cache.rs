@@ -43,15 +43,6 @@ impl TokenCache {
         }
     }
 
-    /// The cached answer for this secret, if still fresh. `Some(None)` caches an unknown token.
-    pub fn get(&self, secret: &str) -> Option<Found> {
-        self.fresh(&hash_secret(secret))
-    }
-
-    pub fn put(&self, secret: &str, principal: Found) {
-        self.remember(hash_secret(secret), principal);
-    }
-
     /// The principal of this secret: cached, or found by `look_up`, which runs once for all the requests
     /// that miss the same token at the same time. A failed lookup is not cached: each request waiting for
     /// it is answered with its error, and the next request looks the token up again.
@@ -102,6 +93,7 @@ impl TokenCache {
         }
     }
 
+    /// The cached answer for this digest, if still fresh. `Some(None)` caches an unknown token.
     fn fresh(&self, digest: &str) -> Option<Found> {
         let entries = lock(&self.entries);
         let (principal, checked_at) = entries.get(digest)?;
@@ -166,14 +158,19 @@ mod tests {
         answer
     }
 
-    #[test]
-    fn cache_entries_expire() {
-        let cache = TokenCache::new(Duration::from_millis(0));
-        cache.put("x", None);
-        assert!(cache.get("x").is_none());
-        let cache = TokenCache::new(Duration::from_secs(60));
-        cache.put("x", None);
-        assert_eq!(cache.get("x"), Some(None));
+    #[tokio::test]
+    async fn a_token_is_looked_up_again_once_its_entry_expires() {
+        for (ttl, expected_lookups) in [(Duration::ZERO, 2), (Duration::from_secs(60), 1)] {
+            let cache = TokenCache::new(ttl);
+            let lookups = AtomicUsize::new(0);
+            for _ in 0..2 {
+                let found = cache
+                    .get_or_look_up("x", || after_a_while(&lookups, Ok(None)))
+                    .await;
+                assert_eq!(found.ok(), Some(None), "an unknown token is answered as unknown");
+            }
+            assert_eq!(lookups.load(Ordering::SeqCst), expected_lookups, "{ttl:?}");
+        }
     }
 
     #[tokio::test]
@@ -187,7 +184,9 @@ mod tests {
         assert!(answers
             .iter()
             .all(|answer| answer.as_ref().ok() == Some(&Some(merchant()))));
-        assert_eq!(cache.get("secret"), Some(Some(merchant())));
+        let cached = cache.get_or_look_up("secret", look_up).await;
+        assert_eq!(cached.ok(), Some(Some(merchant())));
+        assert_eq!(lookups.load(Ordering::SeqCst), 1, "the answer is cached");
     }
 
     #[tokio::test]
@@ -203,9 +202,11 @@ mod tests {
         assert!(answers
             .iter()
             .all(|answer| matches!(answer, Err(ApiError::Unavailable("database", _)))));
-        assert_eq!(cache.get("s"), None);
-        let found = cache.get_or_look_up("s", || async { Ok(None) }).await;
+        let found = cache
+            .get_or_look_up("s", || after_a_while(&lookups, Ok(None)))
+            .await;
         assert_eq!(found.ok(), Some(None));
+        assert_eq!(lookups.load(Ordering::SeqCst), 2, "the failure was not cached");
     }
 
     #[tokio::test]
