@@ -34,11 +34,6 @@ struct Waiting {
     answer: oneshot::Sender<Result<Vec<Verdict>, Arc<ApiError>>>,
 }
 
-/// Why a request's group could not be written: the group's own error, told to each of its requests.
-#[derive(Debug, thiserror::Error)]
-#[error("the transaction of this receipt's group failed")]
-struct GroupFailed(#[source] Arc<ApiError>);
-
 /// Why intake is not taking receipts: the process is stopping.
 #[derive(Debug, thiserror::Error)]
 #[error("receipt intake has stopped")]
@@ -69,18 +64,12 @@ impl GroupCommit {
             .map_err(|_| stopped())?;
         match answered.await {
             Ok(Ok(verdicts)) => Ok(verdicts),
-            Ok(Err(failure)) => Err(shared_failure(&failure)),
+            Ok(Err(failure)) => Err(ApiError::shared(
+                "the transaction of this receipt's group failed",
+                &failure,
+            )),
             Err(_) => Err(stopped()),
         }
-    }
-}
-
-/// The error one request of a failed group answers with: the same status as the group's error.
-fn shared_failure(failure: &Arc<ApiError>) -> ApiError {
-    let cause = Box::new(GroupFailed(failure.clone()));
-    match failure.as_ref() {
-        ApiError::Unavailable(what, _) => ApiError::Unavailable(what, cause),
-        _ => ApiError::Internal(cause),
     }
 }
 

@@ -3,6 +3,7 @@
 //! id that the client sees in `X-Request-Id`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue, TryIntoHeaderValue};
 use actix_web::http::StatusCode;
@@ -133,11 +134,26 @@ impl ApiError {
         ApiError::Internal(cause.into())
     }
 
+    /// What each of several requests answers when work done once for all of them failed (`what` says which
+    /// work): the same status as that failure, which the log keeps as the cause.
+    pub fn shared(what: &'static str, failure: &Arc<ApiError>) -> Self {
+        let cause = Box::new(SharedFailure(what, failure.clone()));
+        match failure.as_ref() {
+            ApiError::Unavailable(dependency, _) => ApiError::Unavailable(dependency, cause),
+            _ => ApiError::Internal(cause),
+        }
+    }
+
     /// The message and its causes, for the log.
     pub fn chain(&self) -> String {
         crate::report::chain(self)
     }
 }
+
+/// Why a request answers with the failure of work it shared with others.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SharedFailure(&'static str, #[source] Arc<ApiError>);
 
 /// Whether every problem is text the services cannot store (U+0000 or another control character).
 fn only_invalid_characters(details: &[FieldError]) -> bool {

@@ -25,14 +25,15 @@ type Answer = Result<Found, Arc<ApiError>>;
 pub struct TokenCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, (Found, Instant)>>,
-    /// Lookups under way, by the token's digest; each request that misses meanwhile waits for its answer.
-    lookups: Mutex<HashMap<String, watch::Receiver<Option<Answer>>>>,
+    /// Each request that misses a token whose lookup is under way waits for that lookup's answer.
+    lookups: UnderWayLookups,
 }
 
-/// Why a request that waited for another request's lookup of its token is answered with an error.
-#[derive(Debug, thiserror::Error)]
-#[error("looking up the token failed")]
-struct SharedLookupFailed(#[source] Arc<ApiError>);
+/// The lookups under way, by the token's digest, each with where its answer will be.
+type UnderWayLookups = Mutex<HashMap<String, watch::Receiver<Option<Answer>>>>;
+
+/// What the log says of a request answered with the failure of a lookup it shared.
+const LOOKUP_FAILED: &str = "looking up the token failed";
 
 impl TokenCache {
     pub fn new(ttl: Duration) -> Self {
@@ -79,12 +80,14 @@ impl TokenCache {
                     }
                     let found = found.map_err(Arc::new);
                     answer.send_replace(Some(found.clone()));
-                    return found.map_err(|failure| shared_failure(&failure));
+                    return found.map_err(|failure| ApiError::shared(LOOKUP_FAILED, &failure));
                 }
                 Err(mut answered) => {
                     if let Ok(answer) = answered.wait_for(Option::is_some).await {
                         if let Some(answer) = answer.as_ref() {
-                            return answer.clone().map_err(|failure| shared_failure(&failure));
+                            return answer
+                                .clone()
+                                .map_err(|failure| ApiError::shared(LOOKUP_FAILED, &failure));
                         }
                     }
                     // The request looking it up went away before an answer (its client left): look again.
@@ -110,7 +113,7 @@ impl TokenCache {
 
 /// Ends a lookup's turn however it ends, answered or dropped with its request: the next miss looks again.
 struct UnderWay<'a> {
-    lookups: &'a Mutex<HashMap<String, watch::Receiver<Option<Answer>>>>,
+    lookups: &'a UnderWayLookups,
     digest: &'a str,
 }
 
@@ -122,15 +125,6 @@ impl Drop for UnderWay<'_> {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The error a request answers with when the lookup it waited for failed: the same status as that error.
-fn shared_failure(failure: &Arc<ApiError>) -> ApiError {
-    let cause = Box::new(SharedLookupFailed(failure.clone()));
-    match failure.as_ref() {
-        ApiError::Unavailable(what, _) => ApiError::Unavailable(what, cause),
-        _ => ApiError::Internal(cause),
-    }
 }
 
 #[cfg(test)]
