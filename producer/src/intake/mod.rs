@@ -8,6 +8,7 @@ mod write;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use shared_models::domain::auth::{Principal, Role};
+use shared_models::domain::receipt::Receipt;
 use shared_models::domain::FieldError;
 use shared_models::store::receipt_log::Attempt;
 
@@ -44,24 +45,56 @@ pub enum Submission {
     /// It passed every rule and its merchant is known; its place may still have to be resolved.
     Storable {
         merchant_id: String,
-        receipt: ValidReceipt,
+        receipt: ReceiptToStore,
     },
     /// It is refused: the attempt is logged and answered with the verdict.
     Refused { attempt: Attempt, verdict: Verdict },
 }
 
-/// Validates a receipt body and resolves its merchant. `rejected_body` is what the log keeps of a body
-/// refused here.
-pub fn examine(
-    principal: &Principal,
-    body: &Value,
-    rules: &Rules,
-    now: DateTime<Utc>,
-    rejected_body: Option<&str>,
-) -> Submission {
+/// A valid receipt whose merchant is known.
+#[derive(Debug, Clone)]
+pub enum ReceiptToStore {
+    /// It names its place, so it is complete: its document and content hash are made by the request, not
+    /// by the writer its group waits for.
+    Placed(PlacedReceipt),
+    /// It names no place: it goes to its merchant's only place, which the writer looks up.
+    Placeless(ValidReceipt),
+}
+
+/// A complete receipt with its canonical JSON document, as intake stores it, and the document's SHA-256.
+#[derive(Debug, Clone)]
+pub struct PlacedReceipt {
+    pub receipt: Receipt,
+    pub document: String,
+    pub content_hash: String,
+}
+
+impl PlacedReceipt {
+    pub fn new(receipt: Receipt) -> Self {
+        let (document, content_hash) = receipt.document_and_hash();
+        PlacedReceipt {
+            receipt,
+            document,
+            content_hash,
+        }
+    }
+}
+
+impl Submission {
+    /// A refused submission keeps `body()` in the receipt log; the body is not copied for one taken.
+    pub fn keeping_rejected_body(mut self, body: impl FnOnce() -> String) -> Self {
+        if let Submission::Refused { attempt, .. } = &mut self {
+            attempt.rejected_body = Some(body());
+        }
+        self
+    }
+}
+
+/// Validates a receipt body and resolves its merchant.
+pub fn examine(principal: &Principal, body: &Value, rules: &Rules, now: DateTime<Utc>) -> Submission {
     let transaction_id = body.get("transaction_id").and_then(Value::as_str);
     let refuse = |merchant: Option<&str>, reasons: Value, verdict: Verdict| Submission::Refused {
-        attempt: Attempt::rejected(merchant, transaction_id, reasons, rejected_body),
+        attempt: Attempt::rejected(merchant, transaction_id, reasons, None),
         verdict,
     };
     let invalid = |merchant: Option<&str>, details: Vec<FieldError>| {
@@ -72,7 +105,7 @@ pub fn examine(
         let details = vec![FieldError::new("", "invalid_type", "a receipt must be an object")];
         return invalid(token_merchant, details);
     };
-    let receipt = match validation::validate(body, rules, now) {
+    let mut receipt = match validation::validate(body, rules, now) {
         Ok(valid) => valid,
         Err(details) => return invalid(token_merchant, details),
     };
@@ -91,7 +124,13 @@ pub fn examine(
         _ => None,
     };
     match merchant_id {
-        Some(merchant_id) => Submission::Storable { merchant_id, receipt },
+        Some(merchant_id) => {
+            let receipt = match receipt.place_id.take() {
+                Some(place_id) => ReceiptToStore::Placed(PlacedReceipt::new(receipt.into_receipt(place_id))),
+                None => ReceiptToStore::Placeless(receipt),
+            };
+            Submission::Storable { merchant_id, receipt }
+        }
         None => {
             let message = "receipts can only be submitted for the token's own merchant";
             refuse(

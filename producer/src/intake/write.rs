@@ -2,19 +2,19 @@
 //! size. Each receipt is still decided on its own: the first to name a place claims it, the first to use a
 //! transaction id is accepted, and the ones after it are duplicates or conflicts.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
-use shared_models::domain::receipt::Receipt;
 use shared_models::domain::FieldError;
 use shared_models::store::accepted::{self, NewAccepted, ReceiptKey};
 use shared_models::store::places;
 use shared_models::store::receipt_log::{self, Attempt, AttemptOutcome};
 
-use super::{Outcome, Submission, Verdict};
+use super::{Outcome, PlacedReceipt, ReceiptToStore, Submission, Verdict};
 
 /// How many times a group is written again after PostgreSQL chose it as a deadlock's victim.
 const DEADLOCK_RETRIES: u32 = 3;
@@ -84,27 +84,25 @@ fn is_deadlock(error: &DieselError) -> bool {
     }
 }
 
-/// A submission on its way through the group.
-enum Step {
+/// A submission on its way through the group. A receipt that named its place is borrowed as it came.
+enum Step<'s> {
     Decided {
         attempt: Attempt,
         verdict: Verdict,
     },
     Store {
-        merchant_id: String,
-        receipt: Receipt,
-        document: String,
-        content_hash: String,
+        merchant_id: &'s str,
+        placed: Cow<'s, PlacedReceipt>,
     },
 }
 
-impl Step {
+impl Step<'_> {
     fn refused(
         merchant_id: &str,
         transaction_id: &str,
         reasons: serde_json::Value,
         verdict: Verdict,
-    ) -> Step {
+    ) -> Self {
         Step::Decided {
             attempt: Attempt::rejected(Some(merchant_id), Some(transaction_id), reasons, None),
             verdict,
@@ -113,9 +111,9 @@ impl Step {
 
     fn key(&self) -> Option<ReceiptKey> {
         match self {
-            Step::Store {
-                merchant_id, receipt, ..
-            } => Some((merchant_id.clone(), receipt.transaction_id.clone())),
+            Step::Store { merchant_id, placed } => {
+                Some((merchant_id.to_string(), placed.receipt.transaction_id.clone()))
+            }
             Step::Decided { .. } => None,
         }
     }
@@ -142,16 +140,11 @@ fn write_group(
         .iter()
         .zip(&first)
         .filter_map(|(step, first)| match step {
-            Step::Store {
+            Step::Store { merchant_id, placed } if *first => Some(NewAccepted {
                 merchant_id,
-                receipt,
-                document,
-                content_hash,
-            } if *first => Some(NewAccepted {
-                merchant_id,
-                receipt,
-                document,
-                content_hash,
+                receipt: &placed.receipt,
+                document: &placed.document,
+                content_hash: &placed.content_hash,
             }),
             _ => None,
         })
@@ -175,12 +168,7 @@ fn write_group(
     for ((step, key), new) in steps.into_iter().zip(keys).zip(fresh) {
         let (attempt, verdict) = match step {
             Step::Decided { attempt, verdict } => (attempt, verdict),
-            Step::Store {
-                merchant_id,
-                receipt,
-                content_hash,
-                ..
-            } => {
+            Step::Store { merchant_id, placed } => {
                 let (outcome, logged, reasons) = if new {
                     (
                         Outcome::Accepted { received_at: now },
@@ -189,7 +177,7 @@ fn write_group(
                     )
                 } else {
                     match key.as_ref().and_then(|key| earlier.get(key)) {
-                        Some((hash, received_at)) if *hash == content_hash => (
+                        Some((hash, received_at)) if *hash == placed.content_hash => (
                             Outcome::Duplicate {
                                 received_at: *received_at,
                             },
@@ -208,8 +196,8 @@ fn write_group(
                     }
                 };
                 let attempt = Attempt {
-                    merchant_id: Some(merchant_id),
-                    transaction_id: Some(receipt.transaction_id),
+                    merchant_id: Some(merchant_id.to_owned()),
+                    transaction_id: Some(placed.receipt.transaction_id.clone()),
                     outcome: logged,
                     reasons,
                     rejected_body: None,
@@ -225,13 +213,14 @@ fn write_group(
 }
 
 /// Gives each storable receipt its place: the one it names, or its merchant's only place.
-fn resolve_places(conn: &mut PgConnection, submissions: &[Submission]) -> QueryResult<Vec<Step>> {
+fn resolve_places<'s>(conn: &mut PgConnection, submissions: &'s [Submission]) -> QueryResult<Vec<Step<'s>>> {
     let placeless: BTreeSet<String> = submissions
         .iter()
         .filter_map(|submission| match submission {
-            Submission::Storable { merchant_id, receipt } if receipt.place_id.is_none() => {
-                Some(merchant_id.clone())
-            }
+            Submission::Storable {
+                merchant_id,
+                receipt: ReceiptToStore::Placeless(_),
+            } => Some(merchant_id.clone()),
             _ => None,
         })
         .collect();
@@ -247,33 +236,35 @@ fn resolve_places(conn: &mut PgConnection, submissions: &[Submission]) -> QueryR
                 attempt: attempt.clone(),
                 verdict: verdict.clone(),
             },
-            Submission::Storable { merchant_id, receipt } => {
-                match receipt.place_id.as_ref().or_else(|| sole.get(merchant_id)) {
-                    Some(place_id) => {
-                        let receipt = receipt.clone().into_receipt(place_id.clone());
-                        let (document, content_hash) = receipt.document_and_hash();
-                        Step::Store {
-                            merchant_id: merchant_id.clone(),
-                            receipt,
-                            document,
-                            content_hash,
-                        }
-                    }
-                    None => {
-                        let details = vec![FieldError::new(
-                            "place_id",
-                            "required",
-                            "place_id is required unless the merchant has exactly one place",
-                        )];
-                        Step::refused(
-                            merchant_id,
-                            receipt.transaction_id(),
-                            json!(details),
-                            Verdict::Invalid(details),
-                        )
-                    }
+            Submission::Storable {
+                merchant_id,
+                receipt: ReceiptToStore::Placed(placed),
+            } => Step::Store {
+                merchant_id,
+                placed: Cow::Borrowed(placed),
+            },
+            Submission::Storable {
+                merchant_id,
+                receipt: ReceiptToStore::Placeless(receipt),
+            } => match sole.get(merchant_id) {
+                Some(place_id) => Step::Store {
+                    merchant_id,
+                    placed: Cow::Owned(PlacedReceipt::new(receipt.clone().into_receipt(place_id.clone()))),
+                },
+                None => {
+                    let details = vec![FieldError::new(
+                        "place_id",
+                        "required",
+                        "place_id is required unless the merchant has exactly one place",
+                    )];
+                    Step::refused(
+                        merchant_id,
+                        receipt.transaction_id(),
+                        json!(details),
+                        Verdict::Invalid(details),
+                    )
                 }
-            }
+            },
         })
         .collect())
 }
@@ -284,17 +275,14 @@ fn resolve_places(conn: &mut PgConnection, submissions: &[Submission]) -> QueryR
 fn refuse_foreign_places(
     conn: &mut PgConnection,
     remembered: &PlaceOwners,
-    steps: &mut [Step],
+    steps: &mut [Step<'_>],
 ) -> QueryResult<HashMap<String, String>> {
     let mut claims = BTreeMap::new();
     for step in steps.iter() {
-        if let Step::Store {
-            merchant_id, receipt, ..
-        } = step
-        {
-            claims
-                .entry(receipt.place_id.clone())
-                .or_insert_with(|| merchant_id.clone());
+        if let Step::Store { merchant_id, placed } = step {
+            if !claims.contains_key(&placed.receipt.place_id) {
+                claims.insert(placed.receipt.place_id.clone(), merchant_id.to_string());
+            }
         }
     }
     let mut owners = remembered.known(&claims);
@@ -310,11 +298,9 @@ fn refuse_foreign_places(
             .map(|(place, owner)| (place.clone(), owner.clone())),
     );
     for step in steps.iter_mut() {
-        if let Step::Store {
-            merchant_id, receipt, ..
-        } = step
-        {
-            if owners.get(&receipt.place_id) != Some(merchant_id) {
+        if let Step::Store { merchant_id, placed } = step {
+            let receipt = &placed.receipt;
+            if owners.get(&receipt.place_id).map(String::as_str) != Some(*merchant_id) {
                 let reasons = json!([{ "code": "place_forbidden", "message": "the place belongs to another merchant" }]);
                 *step = Step::refused(
                     merchant_id,

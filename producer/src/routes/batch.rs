@@ -11,7 +11,7 @@ use shared_models::web::extract::{JsonBody, RequestBody};
 use shared_models::web::ApiError;
 
 use crate::intake::{self, Outcome, Verdict};
-use crate::routes::checks::{count, read_json, reject_request, ReceiptSubmission};
+use crate::routes::checks::{count, kept_body, read_json, reject_request, ReceiptSubmission};
 use crate::startup::AppState;
 
 /// Most receipts in one batch.
@@ -109,7 +109,7 @@ pub async fn submit_batch(
     state: web::Data<AppState>,
 ) -> Result<web::Json<BatchReply>, ApiError> {
     let principal = caller.into_principal();
-    let (value, kept) = read_json(&state, &principal, body).await?;
+    let (value, body) = read_json(&state, &principal, body).await?;
     let receipts = match value {
         Value::Array(receipts) => Some(receipts),
         Value::Object(mut object) => match object.remove("receipts") {
@@ -120,6 +120,7 @@ pub async fn submit_batch(
     };
     let Some(receipts) = receipts else {
         let error = ApiError::MalformedJson("the body must be a list of receipts".into());
+        let kept = kept_body(&state, &body);
         return Err(reject_request(&state, &principal, "malformed_json", error, Some(kept)).await);
     };
     if receipts.is_empty() || receipts.len() > MAX_BATCH {
@@ -132,7 +133,7 @@ pub async fn submit_batch(
     let now = Utc::now();
     let submissions = receipts
         .iter()
-        .map(|receipt| intake::examine(&principal, receipt, &state.rules, now, None))
+        .map(|receipt| intake::examine(&principal, receipt, &state.rules, now))
         .collect();
     let verdicts = state.group_commit.submit(submissions).await?;
     let results: Vec<BatchItemResult> = verdicts

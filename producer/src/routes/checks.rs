@@ -44,8 +44,9 @@ pub(crate) async fn reject_request(
     error
 }
 
-fn truncated(body: &[u8], limit: usize) -> String {
-    let cut = &body[..body.len().min(limit)];
+/// What the receipt log keeps of a body it could not accept: its first `INTAKE_REJECTED_BODY_LOG_BYTES`.
+pub(crate) fn kept_body(state: &AppState, body: &[u8]) -> String {
+    let cut = &body[..body.len().min(state.intake.rejected_body_log_bytes)];
     String::from_utf8_lossy(cut).into_owned()
 }
 
@@ -66,13 +67,12 @@ fn foreign_place() -> ApiError {
     ApiError::Forbidden("ownership of the place (it belongs to another merchant)".into())
 }
 
-/// Reads the body and parses it as JSON, logging what cannot be read. Returns the value and the body as the
-/// receipt log keeps it.
+/// Reads the body and parses it as JSON, logging what cannot be read. Returns the value and the body read.
 pub(crate) async fn read_json<T>(
     state: &web::Data<AppState>,
     principal: &Principal,
     body: JsonBody<T>,
-) -> Result<(Value, String), ApiError> {
+) -> Result<(Value, web::BytesMut), ApiError> {
     let body = match body.read(state.intake.max_body_bytes).await {
         Ok(body) => body,
         Err(error) => {
@@ -80,11 +80,11 @@ pub(crate) async fn read_json<T>(
             return Err(reject_request(state, principal, code, error, None).await);
         }
     };
-    let kept = truncated(&body, state.intake.rejected_body_log_bytes);
     match serde_json::from_slice::<Value>(&body) {
-        Ok(value) => Ok((value, kept)),
+        Ok(value) => Ok((value, body)),
         Err(parse_error) => {
             let error = ApiError::MalformedJson(format!("the body is not valid JSON: {parse_error}"));
+            let kept = kept_body(state, &body);
             Err(reject_request(state, principal, "malformed_json", error, Some(kept)).await)
         }
     }
@@ -198,9 +198,10 @@ pub async fn submit(
     state: web::Data<AppState>,
 ) -> Result<Reply<SubmitReply>, ApiError> {
     let principal = caller.into_principal();
-    let (value, kept) = read_json(&state, &principal, body).await?;
+    let (value, body) = read_json(&state, &principal, body).await?;
     if !value.is_object() {
         let error = ApiError::MalformedJson("the body must be a JSON object (one receipt)".into());
+        let kept = kept_body(&state, &body);
         return Err(reject_request(&state, &principal, "malformed_json", error, Some(kept)).await);
     }
     let transaction_id = value
@@ -208,7 +209,8 @@ pub async fn submit(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let submission = intake::examine(&principal, &value, &state.rules, Utc::now(), Some(&kept));
+    let submission = intake::examine(&principal, &value, &state.rules, Utc::now())
+        .keeping_rejected_body(|| kept_body(&state, &body));
     let verdict = state
         .group_commit
         .submit(vec![submission])

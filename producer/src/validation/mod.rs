@@ -19,7 +19,7 @@ mod problems;
 
 pub use document::refine_document;
 pub(crate) use limits::*;
-use problems::{unstorable_fields, Problems};
+use problems::{unstorable_text, FieldPath, Problems};
 
 /// The configurable parts of the rules.
 #[derive(Debug, Clone)]
@@ -69,27 +69,27 @@ const KNOWN_ITEM_FIELDS: [&str; 4] = ["product_id", "quantity", "price", "catego
 /// Text fields and their rules, declared with garde. `None` means absent or of the wrong type, which is
 /// reported separately; garde checks only what is present.
 #[derive(Debug, Validate)]
-struct TextFields {
+struct TextFields<'b> {
     #[garde(custom(text(1, TRANSACTION_ID_MAX)))]
-    transaction_id: Option<String>,
+    transaction_id: Option<&'b str>,
     #[garde(custom(text(1, PLACE_ID_MAX)))]
-    place_id: Option<String>,
+    place_id: Option<&'b str>,
     #[garde(custom(text(0, PLACE_NAME_MAX)))]
-    place_name: Option<String>,
+    place_name: Option<&'b str>,
     #[garde(custom(payment_method_rule))]
-    payment_method: Option<String>,
+    payment_method: Option<&'b str>,
     #[garde(custom(text(1, MERCHANT_ID_MAX)))]
-    merchant_id: Option<String>,
+    merchant_id: Option<&'b str>,
     #[garde(dive)]
-    items: Vec<ItemTextFields>,
+    items: Vec<ItemTextFields<'b>>,
 }
 
 #[derive(Debug, Validate)]
-struct ItemTextFields {
+struct ItemTextFields<'b> {
     #[garde(custom(text(1, PRODUCT_ID_MAX)))]
-    product_id: Option<String>,
+    product_id: Option<&'b str>,
     #[garde(custom(text(1, CATEGORY_MAX)))]
-    category: Option<String>,
+    category: Option<&'b str>,
 }
 
 /// garde messages carry the machine code before the first `: `.
@@ -97,14 +97,14 @@ fn rule_error(code: &str, message: &str) -> garde::Error {
     garde::Error::new(format!("{code}: {message}"))
 }
 
-fn text(min: usize, max: usize) -> impl FnOnce(&Option<String>, &()) -> garde::Result {
-    move |value, _| match value.as_deref().and_then(|value| text_problem(value, min, max)) {
+fn text(min: usize, max: usize) -> impl FnOnce(&Option<&str>, &()) -> garde::Result {
+    move |value, _| match value.and_then(|value| text_problem(value, min, max)) {
         Some((code, message)) => Err(rule_error(code, &message)),
         None => Ok(()),
     }
 }
 
-fn payment_method_rule(value: &Option<String>, _: &()) -> garde::Result {
+fn payment_method_rule(value: &Option<&str>, _: &()) -> garde::Result {
     let Some(value) = value else { return Ok(()) };
     if value.is_empty() || value.chars().count() > PAYMENT_METHOD_MAX {
         Err(rule_error(
@@ -130,37 +130,39 @@ pub fn validate(
 ) -> Result<ValidReceipt, Vec<FieldError>> {
     let mut problems = Problems(Vec::new());
 
-    let transaction_id = problems.string(body, "transaction_id", "transaction_id", true);
-    let place_id = problems.string(body, "place_id", "place_id", false);
-    let place_name = problems.string(body, "place_name", "place_name", false);
-    let payment_method = problems.string(body, "payment_method", "payment_method", true);
-    let merchant_id = problems.string(body, "merchant_id", "merchant_id", false);
+    let field = FieldPath::Receipt;
+    let transaction_id = problems.string(body, field("transaction_id"), true);
+    let place_id = problems.string(body, field("place_id"), false);
+    let place_name = problems.string(body, field("place_name"), false);
+    let payment_method = problems.string(body, field("payment_method"), true);
+    let merchant_id = problems.string(body, field("merchant_id"), false);
 
-    let timestamp = problems
-        .string(body, "timestamp", "timestamp", true)
-        .and_then(|text| match parse_timestamp(&text) {
-            None => {
-                problems.add(
-                    "timestamp",
-                    "invalid_timestamp",
-                    "must be an ISO 8601 / RFC 3339 timestamp",
-                );
-                None
-            }
-            Some(time) if time < rules.earliest => {
-                problems.add(
-                    "timestamp",
-                    "too_early",
-                    format!("must not be earlier than {}", rules.earliest),
-                );
-                None
-            }
-            Some(time) if time > now + rules.max_future_skew => {
-                problems.add("timestamp", "in_future", "must not be in the future");
-                None
-            }
-            Some(time) => Some(time),
-        });
+    let timestamp =
+        problems
+            .string(body, field("timestamp"), true)
+            .and_then(|text| match parse_timestamp(text) {
+                None => {
+                    problems.add(
+                        "timestamp",
+                        "invalid_timestamp",
+                        "must be an ISO 8601 / RFC 3339 timestamp",
+                    );
+                    None
+                }
+                Some(time) if time < rules.earliest => {
+                    problems.add(
+                        "timestamp",
+                        "too_early",
+                        format!("must not be earlier than {}", rules.earliest),
+                    );
+                    None
+                }
+                Some(time) if time > now + rules.max_future_skew => {
+                    problems.add("timestamp", "in_future", "must not be in the future");
+                    None
+                }
+                Some(time) => Some(time),
+            });
 
     let raw_items: &[Value] = match body.get("items") {
         None | Some(Value::Null) => {
@@ -188,29 +190,30 @@ pub fn validate(
     let mut item_texts = Vec::with_capacity(raw_items.len());
     let mut items = Vec::with_capacity(raw_items.len());
     for (index, raw) in raw_items.iter().enumerate() {
-        let path = |field: &str| format!("items[{index}].{field}");
+        let field = |key| FieldPath::Item(index, key);
         let Value::Object(item) = raw else {
-            problems.add(&format!("items[{index}]"), "invalid_type", "must be an object");
+            problems.add(
+                format_args!("items[{index}]"),
+                "invalid_type",
+                "must be an object",
+            );
             item_texts.push(ItemTextFields {
                 product_id: None,
                 category: None,
             });
             continue;
         };
-        let product_id = problems.string(item, "product_id", &path("product_id"), true);
-        let category = problems.string(item, "category", &path("category"), true);
-        let quantity = problems.decimal(item, "quantity", &path("quantity"), true);
-        let price = problems.decimal(item, "price", &path("price"), true);
+        let product_id = problems.string(item, field("product_id"), true);
+        let category = problems.string(item, field("category"), true);
+        let quantity = problems.decimal(item, field("quantity"), true);
+        let price = problems.decimal(item, field("price"), true);
         if let Some(quantity) = quantity {
-            problems.check_amount(&path("quantity"), quantity, true, MAX_QUANTITY, QUANTITY_SCALE);
+            problems.check_amount(field("quantity"), quantity, true, MAX_QUANTITY, QUANTITY_SCALE);
         }
         if let Some(price) = price {
-            problems.check_amount(&path("price"), price, false, MAX_MONEY, MONEY_SCALE);
+            problems.check_amount(field("price"), price, false, MAX_MONEY, MONEY_SCALE);
         }
-        item_texts.push(ItemTextFields {
-            product_id: product_id.clone(),
-            category: category.clone(),
-        });
+        item_texts.push(ItemTextFields { product_id, category });
         if let (Some(product_id), Some(category), Some(quantity), Some(price)) =
             (product_id, category, quantity, price)
         {
@@ -220,43 +223,43 @@ pub fn validate(
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect();
             items.push(LineItem {
-                product_id,
+                product_id: product_id.to_owned(),
                 quantity,
                 price,
-                category,
+                category: category.to_owned(),
                 extra,
             });
         }
     }
 
     let text_fields = TextFields {
-        transaction_id: transaction_id.clone(),
-        place_id: place_id.clone(),
-        place_name: place_name.clone(),
-        payment_method: payment_method.clone(),
-        merchant_id: merchant_id.clone(),
+        transaction_id,
+        place_id,
+        place_name,
+        payment_method,
+        merchant_id,
         items: item_texts,
     };
     if let Err(report) = text_fields.validate() {
         for (path, error) in report.iter() {
             let message = error.message().to_string();
             let (code, message) = message.split_once(": ").unwrap_or(("invalid", message.as_str()));
-            problems.add(&path.to_string(), code, message);
+            problems.add(path, code, message);
         }
     }
 
-    let total_amount = problems.decimal(body, "total_amount", "total_amount", true);
-    let vat_amount = problems.decimal(body, "vat_amount", "vat_amount", true);
+    let total_amount = problems.decimal(body, field("total_amount"), true);
+    let vat_amount = problems.decimal(body, field("vat_amount"), true);
     let tips_amount = problems
-        .decimal(body, "tips_amount", "tips_amount", false)
+        .decimal(body, field("tips_amount"), false)
         .or(Some(Decimal::ZERO));
-    for (path, value) in [
+    for (key, value) in [
         ("total_amount", total_amount),
         ("vat_amount", vat_amount),
         ("tips_amount", tips_amount),
     ] {
         if let Some(value) = value {
-            problems.check_amount(path, value, false, MAX_MONEY, MONEY_SCALE);
+            problems.check_amount(field(key), value, false, MAX_MONEY, MONEY_SCALE);
         }
     }
     if let (Some(total), Some(vat)) = (total_amount, vat_amount) {
@@ -284,7 +287,7 @@ pub fn validate(
         }
     }
 
-    unstorable_fields(body, "", &mut problems);
+    unstorable_text(body, &mut problems);
     if !problems.0.is_empty() {
         let mut seen = std::collections::HashSet::new();
         problems
@@ -316,12 +319,14 @@ pub fn validate(
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     Ok(ValidReceipt {
-        merchant_id,
-        place_id,
+        merchant_id: merchant_id.map(str::to_owned),
+        place_id: place_id.map(str::to_owned),
         receipt: Receipt {
-            transaction_id,
+            transaction_id: transaction_id.to_owned(),
             place_id: String::new(),
-            place_name: place_name.filter(|name| !name.trim().is_empty()),
+            place_name: place_name
+                .filter(|name| !name.trim().is_empty())
+                .map(str::to_owned),
             timestamp,
             items,
             total_amount,
