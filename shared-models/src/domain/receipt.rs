@@ -76,9 +76,16 @@ impl Receipt {
     /// The canonical JSON form, as intake stores it, and its SHA-256 (the content hash), serialised once.
     pub fn document_and_hash(&self) -> (String, String) {
         let document = serde_json::to_string(self).unwrap_or_default();
-        let hash = hex::encode(Sha256::digest(document.as_bytes()));
+        let hash = content_hash_of(&document);
         (document, hash)
     }
+}
+
+/// The content hash of a receipt's canonical JSON document: its SHA-256, in hex. Intake stores the document
+/// as it hashed it, and the relay publishes it as stored, so the receipt of a published envelope hashes to
+/// its content hash.
+pub fn content_hash_of(document: &str) -> String {
+    hex::encode(Sha256::digest(document.as_bytes()))
 }
 
 /// What the producer publishes: the receipt plus who sent it and when it was accepted. The relay fills it
@@ -175,7 +182,7 @@ mod tests {
         accepted.extra.insert("loyalty_card".into(), Value::from("L-77"));
         let (document, hash) = accepted.document_and_hash();
         assert_eq!(hash, accepted.content_hash());
-        // PostgreSQL writes a jsonb document out with its own key order and spacing.
+        // A document stored as jsonb (before migration 000015) is written out with its own key order and spacing.
         let stored: Value = serde_json::from_str(&document).expect("a JSON document");
         let written_out = serde_json::value::RawValue::from_string(format!("{stored:#}")).expect("raw");
         let received_at = Utc::now();

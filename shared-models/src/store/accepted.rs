@@ -78,7 +78,7 @@ pub fn accept_all(
                 AS new (merchant_id, transaction_id, place_id, content_hash, receipt, position)
          ), recorded AS (
             INSERT INTO accepted_receipts (merchant_id, transaction_id, place_id, content_hash, receipt, received_at)
-            SELECT merchant_id, transaction_id, place_id, content_hash, receipt::jsonb, $6
+            SELECT merchant_id, transaction_id, place_id, content_hash, receipt::json, $6
             FROM new
             ORDER BY merchant_id, transaction_id
             ON CONFLICT DO NOTHING

@@ -6,7 +6,7 @@ diesel::table! {
         transaction_id -> Text,
         place_id -> Text,
         content_hash -> Text,
-        receipt -> Jsonb,
+        receipt -> Json,
         received_at -> Timestamptz,
     }
 }

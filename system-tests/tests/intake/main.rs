@@ -1,5 +1,6 @@
 //! The producer's receipt intake against real PostgreSQL and a real Kafka-protocol broker.
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -8,10 +9,11 @@ use futures::future::join_all;
 use producer::config::ProducerConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use shared_models::domain::auth::Role;
-use shared_models::domain::receipt::ReceiptEnvelope;
-use shared_models::store::schema::receipt_log;
+use shared_models::domain::receipt::{content_hash_of, ReceiptEnvelope};
+use shared_models::store::schema::{accepted_receipts, receipt_log};
 use shared_models::store::{outbox, PgPool};
 use shared_models::testing::{fresh_database, service_url, token, unique_name, ReceiptBody};
 use system_tests::config;
@@ -103,6 +105,17 @@ impl Producer {
     fn pending_outbox_rows(&self) -> i64 {
         let mut conn = self.pool.get().expect("connection");
         outbox::backlog(&mut conn).expect("count")
+    }
+
+    /// The content hash of each accepted receipt, by transaction id.
+    fn content_hashes(&self) -> HashMap<String, String> {
+        let mut conn = self.pool.get().expect("connection");
+        accepted_receipts::table
+            .select((accepted_receipts::transaction_id, accepted_receipts::content_hash))
+            .load::<(String, String)>(&mut conn)
+            .expect("content hashes")
+            .into_iter()
+            .collect()
     }
 
     /// Accepted receipts handed to Kafka, waiting in the outbox or already published.
@@ -252,9 +265,9 @@ fn start_broker(port: u16) -> Broker {
     Broker(child)
 }
 
-/// The transaction ids on the topic, read from the beginning until `expected` arrived, and then two seconds
-/// more so that a double publication would show.
-fn read_topic(brokers: &str, topic: &str, expected: usize) -> Vec<String> {
+/// The receipts on the topic (transaction id, the receipt's JSON as published), read from the beginning until
+/// `expected` arrived, and then two seconds more so that a double publication would show.
+fn read_topic(brokers: &str, topic: &str, expected: usize) -> Vec<(String, String)> {
     let consumer: BaseConsumer = shared_models::kafka::client_config(brokers)
         .set("group.id", unique_name("counter"))
         .set("auto.offset.reset", "earliest")
@@ -267,9 +280,14 @@ fn read_topic(brokers: &str, topic: &str, expected: usize) -> Vec<String> {
     let mut settle_until = None;
     while Instant::now() < settle_until.unwrap_or(deadline) {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            let envelope =
-                ReceiptEnvelope::from_json(message.payload().unwrap_or_default()).expect("an envelope");
-            seen.push(envelope.receipt.transaction_id);
+            let payload = message.payload().unwrap_or_default();
+            let envelope = ReceiptEnvelope::from_json(payload).expect("an envelope");
+            let published: ReceiptEnvelope<Box<RawValue>> =
+                serde_json::from_slice(payload).expect("an envelope");
+            seen.push((
+                envelope.receipt.transaction_id,
+                published.receipt.get().to_owned(),
+            ));
         }
         if seen.len() >= expected && settle_until.is_none() {
             settle_until = Some(Instant::now() + Duration::from_secs(2));
@@ -299,7 +317,10 @@ async fn receipts_accepted_while_the_broker_is_down_all_arrive_once_it_is_back()
     let seen = tokio::task::spawn_blocking(move || read_topic(&brokers, &topic, 20))
         .await
         .expect("read");
-    let mut distinct = seen.clone();
+    let mut distinct: Vec<&str> = seen
+        .iter()
+        .map(|(transaction_id, _)| transaction_id.as_str())
+        .collect();
     distinct.sort();
     distinct.dedup();
     assert_eq!(
@@ -307,6 +328,14 @@ async fn receipts_accepted_while_the_broker_is_down_all_arrive_once_it_is_back()
         (20, 20),
         "each receipt exactly once: {seen:?}"
     );
+    let hashes = producer.content_hashes();
+    for (transaction_id, published) in &seen {
+        assert_eq!(
+            Some(&content_hash_of(published)),
+            hashes.get(transaction_id),
+            "{transaction_id} is published as the JSON whose SHA-256 is its content hash: {published}"
+        );
+    }
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while producer.pending_outbox_rows() > 0 {
