@@ -54,6 +54,9 @@ pub struct Counters {
 
 /// How long a request may take before it counts as unanswered.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may wait idle in the pool before it is closed: below the producer's default
+/// `HTTP_KEEP_ALIVE_SECONDS` (30), so that a request is never sent on a connection the producer is closing.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the probe waits for a receipt to be counted.
 const FRESHNESS_LIMIT: Duration = Duration::from_secs(60);
 
@@ -61,6 +64,7 @@ const FRESHNESS_LIMIT: Duration = Duration::from_secs(60);
 pub async fn run(plan: Plan, counters: Arc<Counters>) -> Report {
     let http = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
         .pool_max_idle_per_host(plan.connections.max(plan.max_in_flight) + 1)
         .build()
         .expect("an HTTP client");
