@@ -44,7 +44,7 @@ pub(crate) async fn reject_request(
     error
 }
 
-/// What the receipt log keeps of a body it could not accept: its first `INTAKE_REJECTED_BODY_LOG_BYTES`.
+/// What the receipt log keeps of a body it could not accept: its first `REJECTED_BODY_LOG_BYTES`.
 pub(crate) fn kept_body(state: &AppState, body: &[u8]) -> String {
     let cut = &body[..body.len().min(state.intake.rejected_body_log_bytes)];
     String::from_utf8_lossy(cut).into_owned()
