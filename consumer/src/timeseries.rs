@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shared_models::domain::money::{mean, Money};
 use shared_models::domain::rollup::{Grain, Plan};
+use shared_models::domain::time::earliest_period_start;
 
 use crate::analytics::{bound, Grouping, Period, Reading, Scope};
 
@@ -64,7 +65,7 @@ impl Bucket {
         match (period.from, period.to) {
             (Some(from), Some(to)) => (from, to),
             (Some(from), None) => (from, from.max(now)),
-            (None, Some(to)) => (to - span, to),
+            (None, Some(to)) => ((to - span).max(earliest_period_start()), to),
             (None, None) => (now - span, now),
         }
     }
@@ -163,6 +164,19 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::from_str(text).expect("time")
+    }
+
+    #[test]
+    fn a_default_period_never_starts_before_the_year_0001() {
+        let to = at("0001-01-05T00:00:00Z");
+        let period = Period {
+            from: None,
+            to: Some(to),
+        };
+        assert_eq!(
+            Bucket::Day.default_period(period, Utc::now()),
+            (at("0001-01-01T00:00:00Z"), to)
+        );
     }
 
     #[test]

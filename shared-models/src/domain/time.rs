@@ -1,6 +1,6 @@
 //! Reading instants from clients, and the hour buckets analytics are kept in.
 
-use chrono::{DateTime, DurationRound, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, DurationRound, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 
 /// Parses a timestamp in RFC 3339 or ISO 8601; one without an offset is UTC.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
@@ -18,7 +18,8 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 
 /// Parses a period bound from a query string: a timestamp as [`parse_timestamp`] reads it, or a date, read
 /// as midnight UTC. A `+` of an offset that arrived unescaped in a URL (and so reads as a space) is taken as
-/// the `+` it was.
+/// the `+` it was. Only the years 0001 to 9999 are periods' (RFC 3339 has no year before 0001 or after 9999
+/// that its readers take).
 pub fn parse_period_bound(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     parse_timestamp(text)
@@ -28,6 +29,15 @@ pub fn parse_period_bound(text: &str) -> Option<DateTime<Utc>> {
                 .ok()
                 .map(|date| date.and_time(NaiveTime::MIN).and_utc())
         })
+        .filter(|time| (1..=9999).contains(&time.year()))
+}
+
+/// The earliest instant a period may start at: 0001-01-01T00:00:00Z.
+pub fn earliest_period_start() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(1, 1, 1)
+        .unwrap_or(NaiveDate::MIN)
+        .and_time(NaiveTime::MIN)
+        .and_utc()
 }
 
 /// The start of the hour that contains `instant`.
@@ -55,7 +65,20 @@ mod tests {
             parse_period_bound("2024-01-01T10:00:00 05:30"),
             Some(at("2024-01-01T04:30:00Z"))
         );
-        for bad in ["yesterday", "2024-13-01", "2024-02-30", "", "1e9"] {
+        assert_eq!(parse_period_bound("0001-01-01"), Some(earliest_period_start()));
+        assert_eq!(
+            parse_period_bound("9999-12-31T23:59:59Z"),
+            Some(at("9999-12-31T23:59:59Z"))
+        );
+        for bad in [
+            "yesterday",
+            "2024-13-01",
+            "2024-02-30",
+            "",
+            "1e9",
+            "0000-01-01",
+            "-0001-12-02T00:00:00Z",
+        ] {
             assert_eq!(parse_period_bound(bad), None, "{bad}");
         }
     }

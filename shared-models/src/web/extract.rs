@@ -222,7 +222,7 @@ pub fn query_instant(field: &str, text: Option<&str>) -> Result<Option<DateTime<
     text.map(|text| {
         parse_period_bound(text).ok_or_else(|| {
             ApiError::BadRequest(format!(
-                "{field} must be an ISO 8601 / RFC 3339 timestamp, or a date (YYYY-MM-DD, midnight UTC)"
+                "{field} must be an ISO 8601 / RFC 3339 timestamp, or a date (YYYY-MM-DD, midnight UTC), in the years 0001 to 9999"
             ))
         })
     })
@@ -250,8 +250,8 @@ pub fn document_format(parameter: &mut DefaultParameterRaw) {
 macro_rules! date_pattern {
     () => {
         concat!(
-            r"(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)",
-            r"|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)",
+            r"(?:(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)",
+            r"|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)",
             r"-02-29)"
         )
     };
@@ -347,10 +347,16 @@ mod tests {
             "2024-01-01",
             "2024-01-01T10:00:00Z",
             "2024-01-01T10:00:00.5+05:30",
+            "0001-01-01",
+            "2000-02-29",
+            "9999-12-31T23:59:59Z",
         ] {
             assert!(pattern.is_match(text), "{text}");
             assert!(parse_period_bound(text).is_some(), "{text}");
         }
-        assert!(!pattern.is_match("yesterday"));
+        for text in ["yesterday", "0000-01-01", "0000-02-29", "1900-02-29"] {
+            assert!(!pattern.is_match(text), "{text}");
+            assert!(parse_period_bound(text).is_none(), "{text}");
+        }
     }
 }
