@@ -29,12 +29,15 @@ pub fn parse_period_bound(text: &str) -> Option<DateTime<Utc>> {
                 .ok()
                 .map(|date| date.and_time(NaiveTime::MIN).and_utc())
         })
-        .filter(|time| (1..=9999).contains(&time.year()))
+        .filter(|time| PERIOD_YEARS.contains(&time.year()))
 }
+
+/// The years a period's bounds may fall in.
+const PERIOD_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
 /// The earliest instant a period may start at: 0001-01-01T00:00:00Z.
 pub fn earliest_period_start() -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(1, 1, 1)
+    NaiveDate::from_ymd_opt(*PERIOD_YEARS.start(), 1, 1)
         .unwrap_or(NaiveDate::MIN)
         .and_time(NaiveTime::MIN)
         .and_utc()
