@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks (docs/performance.md), on release builds with PostgreSQL's fsync and synchronous_commit on:
-#   intake     the pgbench ceiling, intake flat out, the rate intake sustains with the whole pipeline behind it
+#   intake     the pgbench ceiling, intake flat out with the whole pipeline and alone (the consumer stopped), the
+#              rate intake sustains with the whole pipeline behind it
 #              (BENCH_SATURATION_SECONDS, default 300), the whole pipeline at 80% of that (BENCH_PIPELINE_SECONDS,
 #              default 300) with backlog, lag and freshness sampled, and every process's peak memory
 #   drain      the consumer draining two backlogs, one as intake builds it and one sparse (BENCH_DRAIN_RECEIPTS

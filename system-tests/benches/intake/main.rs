@@ -1,7 +1,8 @@
 //! Intake and the whole pipeline (`make bench`, which runs `scripts/bench.sh`), on a stack of release
 //! processes with PostgreSQL's fsync and synchronous_commit on:
 //! 1. the ceiling: pgbench, one transaction per receipt (`ceiling.sql`), 32 clients;
-//! 2. intake flat out: `loadgen` from 32 connections;
+//! 2. intake flat out: `loadgen` from 32 connections, with the whole pipeline running, then alone (the
+//!    consumer stopped, the relay still publishing every receipt to the broker), as pgbench runs alone;
 //! 3. the saturation rate: intake flat out for `BENCH_SATURATION_SECONDS` with the whole pipeline behind it,
 //!    the receipts accepted a second after its first minute (what it sustains, where a short round runs on a
 //!    young database and ahead of the consumer's and autovacuum's work);
@@ -9,12 +10,12 @@
 //!    receipt sent when due, answered or not, up to 1,024 unanswered), with the outbox backlog and the
 //!    consumer's lag sampled every second and freshness probed (a receipt's 202 until `GET /api/analytics/`
 //!    counts it);
-//! 5. the peak resident memory of each process;
+//! 5. the peak resident memory of each process (the consumer's since it started again after step 2);
 //! 6. the seconds of step 4 whose p99 was over 250 ms, beside what PostgreSQL logged meanwhile.
 //!
 //! Steps 1 and 2 take the median of three rounds of `BENCH_INTAKE_SECONDS`, one after the other on the same
-//! stack; each round of intake, and steps 3 and 4, start once the consumer has stored everything accepted
-//! before. Prints the report and writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
+//! stack; each round of intake, and steps 3 and 4, start once the pipeline has delivered everything accepted
+//! before (the outbox is empty, and the consumer, when it runs, has stored it all). Prints the report and writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
 
 mod chart;
 
@@ -37,6 +38,8 @@ use chart::Series;
 
 const ROUNDS: usize = 3;
 const CONNECTIONS: usize = 32;
+/// The consumer's process, stopped while intake runs alone.
+const CONSUMER: &str = "consumer-1";
 /// At a fixed rate, the most requests the load generator keeps unanswered at once.
 const MAX_IN_FLIGHT: usize = 1024;
 
@@ -125,6 +128,22 @@ async fn wait_for_pipeline(conn: &mut PgConnection) {
             return;
         }
         assert!(Instant::now() < deadline, "{behind} receipts were never stored");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Waits until the relay has published every receipt accepted so far.
+async fn wait_for_relay(conn: &mut PgConnection) {
+    let deadline = Instant::now() + Duration::from_secs(1_800);
+    loop {
+        let backlog = outbox_backlog(conn);
+        if backlog == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backlog} receipts were never published"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -219,6 +238,21 @@ fn main() {
         let intake = &intakes[ROUNDS / 2];
         let flat_out = intake.accepted_per_second();
 
+        stack.kill(CONSUMER);
+        let mut alone = Vec::new();
+        for round in 0..ROUNDS {
+            wait_for_relay(&mut conn).await;
+            let run = format!("alone-{round}-{}", std::process::id());
+            let report = loadgen::run(plan(&stack, &run, None, round_length, false), Arc::default()).await;
+            println!("round {}: intake flat out alone, the consumer stopped\n{report}", round + 1);
+            alone.push(report);
+        }
+        stack.start(CONSUMER);
+        wait_for_pipeline(&mut conn).await;
+        alone.sort_by(|a, b| a.accepted_per_second().total_cmp(&b.accepted_per_second()));
+        let intake_alone = &alone[ROUNDS / 2];
+        let alone_flat_out = intake_alone.accepted_per_second();
+
         println!("intake flat out for {} s with the whole pipeline", saturation_length.as_secs());
         let run = format!("saturation-{}", std::process::id());
         let sustained = loadgen::run(plan(&stack, &run, None, saturation_length, false), Arc::default()).await;
@@ -244,11 +278,12 @@ fn main() {
             "| what | measured |\n|---|---|\n\
              | pgbench ceiling, one transaction per receipt, {CONNECTIONS} clients (median of {ROUNDS} rounds of {round} s) | {ceiling:.0} tx/s (rounds: {ceilings}) |\n\
              | intake flat out, {CONNECTIONS} connections, unique receipts (median round) | {flat_out:.0} receipts/s = {ratio:.2}x the ceiling; p50 {p50}, p95 {p95}, p99 {p99}, max {max} (rounds: {rounds}) |\n\
+             | intake flat out alone: the consumer stopped, the relay publishing (median round) | {alone_flat_out:.0} receipts/s = {alone_ratio:.2}x the ceiling; p50 {a50}, p95 {a95}, p99 {a99}, max {amax} (rounds: {alone_rounds}) |\n\
              | saturation: intake flat out for {saturation_s} s, the whole pipeline behind it | {saturation:.0} receipts/s a second after the first minute = {saturation_ratio:.2}x the ceiling ({sustained_all:.0} over the whole run); p50 {s50}, p99 {s99}, max {smax} |\n\
              | whole pipeline at 80% ({rate:.0} receipts/s, each sent when due) for {pipeline_s} s | {accepted:.0} receipts/s accepted; p50 {pp50}, p99 {pp99}, max {pmax}; answers {statuses:?} |\n\
              | freshness (202 until counted by `GET /api/analytics/`), {samples} samples | p50 {f50} ms, p95 {f95} ms, max {fmax} ms |\n\
              | outbox backlog + consumer lag, mean over the first and the last minute | {first_minute:.0} then {last_minute:.0} messages (max backlog {max_backlog:.0}, max lag {max_lag:.0}) |\n\
-             | peak RSS | producer {producer_rss:.0} MB, consumer {consumer_rss:.0} MB, worker {worker_rss:.0} MB |\n",
+             | peak RSS (the consumer's since it started again, after intake alone) | producer {producer_rss:.0} MB, consumer {consumer_rss:.0} MB, worker {worker_rss:.0} MB |\n",
             round = round_length.as_secs(),
             ceilings = ceilings.iter().map(|tps| format!("{tps:.0}")).collect::<Vec<_>>().join(", "),
             ratio = flat_out / ceiling,
@@ -257,6 +292,12 @@ fn main() {
             p99 = ms(intake, 0.99),
             max = ms(intake, 1.0),
             rounds = intakes.iter().map(|r| format!("{:.0}", r.accepted_per_second())).collect::<Vec<_>>().join(", "),
+            alone_ratio = alone_flat_out / ceiling,
+            a50 = ms(intake_alone, 0.50),
+            a95 = ms(intake_alone, 0.95),
+            a99 = ms(intake_alone, 0.99),
+            amax = ms(intake_alone, 1.0),
+            alone_rounds = alone.iter().map(|r| format!("{:.0}", r.accepted_per_second())).collect::<Vec<_>>().join(", "),
             saturation_s = saturation_length.as_secs(),
             saturation_ratio = saturation / ceiling,
             sustained_all = sustained.accepted_per_second(),
@@ -276,7 +317,7 @@ fn main() {
             max_backlog = samples.iter().map(|s| s.1).fold(0.0, f64::max),
             max_lag = samples.iter().map(|s| s.2).fold(0.0, f64::max),
             producer_rss = rss("producer"),
-            consumer_rss = rss("consumer-1"),
+            consumer_rss = rss(CONSUMER),
             worker_rss = rss("worker-1"),
         );
         let listed = |lines: Vec<String>| {
