@@ -31,10 +31,10 @@ pub struct IngestConfig {
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "receipts-consumer")]
     pub group_id: String,
     /// Most messages stored in one database transaction.
-    #[arg(long, env = "CONSUMER_BATCH_SIZE", default_value_t = 2000)]
+    #[arg(long, env = "CONSUMER_BATCH_SIZE", default_value_t = 1000)]
     pub batch_size: usize,
     /// Longest wait for a batch to fill, in milliseconds.
-    #[arg(long, env = "CONSUMER_BATCH_MS", default_value_t = 500)]
+    #[arg(long, env = "CONSUMER_BATCH_MS", default_value_t = 250)]
     pub batch_ms: u64,
     /// Transactions a batch is split into, by merchant, and stored at the same time, each on its own
     /// database connection.
