@@ -1,24 +1,19 @@
 //! The producer's receipt intake against real PostgreSQL and a real Kafka-protocol broker.
 
-use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use futures::future::join_all;
 use producer::config::ProducerConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::Message;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use shared_models::domain::auth::Role;
-use shared_models::domain::receipt::{content_hash_of, ReceiptEnvelope};
-use shared_models::store::schema::{accepted_receipts, receipt_log};
+use shared_models::store::schema::receipt_log;
 use shared_models::store::{outbox, PgPool};
 use shared_models::testing::{fresh_database, service_url, token, unique_name, ReceiptBody};
 use system_tests::config;
-use system_tests::stack::free_port;
 
+mod broker;
+mod clients;
 mod group_commit;
 mod reconcile;
 
@@ -107,17 +102,6 @@ impl Producer {
         outbox::backlog(&mut conn).expect("count")
     }
 
-    /// The content hash of each accepted receipt, by transaction id.
-    fn content_hashes(&self) -> HashMap<String, String> {
-        let mut conn = self.pool.get().expect("connection");
-        accepted_receipts::table
-            .select((accepted_receipts::transaction_id, accepted_receipts::content_hash))
-            .load::<(String, String)>(&mut conn)
-            .expect("content hashes")
-            .into_iter()
-            .collect()
-    }
-
     /// Accepted receipts handed to Kafka, waiting in the outbox or already published.
     fn queued_receipts(&self) -> i64 {
         let mut conn = self.pool.get().expect("connection");
@@ -201,147 +185,6 @@ async fn thirty_two_identical_concurrent_posts_give_one_202_and_31_duplicates() 
     assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 32);
     assert_eq!(outcomes.iter().filter(|o| *o == "conflict").count(), 1);
     assert_eq!(producer.queued_receipts(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_bodies_get_400_or_413_and_are_logged() {
-    let producer = spawn_producer(&service_url("TEST_KAFKA_BROKERS")).await;
-    let token = producer.merchant("m-1").await;
-    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
-        ("not JSON", b"{not json".to_vec(), 400),
-        ("empty", Vec::new(), 400),
-        ("an array", b"[1, 2]".to_vec(), 400),
-        ("a string", b"\"receipt\"".to_vec(), 400),
-        ("invalid UTF-8", vec![b'{', 0xff, 0xfe, b'}'], 400),
-        ("too deeply nested", deep.into_bytes(), 400),
-        ("over the size limit", vec![b' '; 65 * 1024], 413),
-    ];
-    for (what, body, expected) in &cases {
-        let (status, json) = producer.post_raw(&token, body.clone()).await;
-        assert_eq!(status, *expected, "{what}: {json}");
-        assert!(
-            json["error"].is_string() && json["message"].is_string(),
-            "{what}: {json}"
-        );
-    }
-    let outcomes = producer.log_outcomes();
-    assert_eq!(outcomes.len(), cases.len());
-    assert!(outcomes.iter().all(|outcome| outcome == "rejected"));
-    let mut conn = producer.pool.get().expect("connection");
-    let bodies: Vec<Option<String>> = receipt_log::table
-        .select(receipt_log::rejected_body)
-        .load(&mut conn)
-        .expect("bodies");
-    assert!(
-        bodies.iter().flatten().all(|body| body.len() <= 256 + 3),
-        "rejected bodies are truncated"
-    );
-    assert!(
-        bodies.iter().flatten().any(|body| body.starts_with("[[[")),
-        "rejected bodies are kept"
-    );
-}
-
-/// A tansu broker this test starts and stops itself.
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_broker(port: u16) -> Broker {
-    let child = Command::new(service_url("TEST_TANSU_BIN"))
-        .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{port}")])
-        .args(["--advertised-listener-url", &format!("tcp://127.0.0.1:{port}")])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu");
-    Broker(child)
-}
-
-/// The receipts on the topic (transaction id, the receipt's JSON as published), read from the beginning until
-/// `expected` arrived, and then two seconds more so that a double publication would show.
-fn read_topic(brokers: &str, topic: &str, expected: usize) -> Vec<(String, String)> {
-    let consumer: BaseConsumer = shared_models::kafka::client_config(brokers)
-        .set("group.id", unique_name("counter"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut settle_until = None;
-    while Instant::now() < settle_until.unwrap_or(deadline) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            let payload = message.payload().unwrap_or_default();
-            let envelope = ReceiptEnvelope::from_json(payload).expect("an envelope");
-            let published: ReceiptEnvelope<Box<RawValue>> =
-                serde_json::from_slice(payload).expect("an envelope");
-            seen.push((
-                envelope.receipt.transaction_id,
-                published.receipt.get().to_owned(),
-            ));
-        }
-        if seen.len() >= expected && settle_until.is_none() {
-            settle_until = Some(Instant::now() + Duration::from_secs(2));
-        }
-    }
-    seen
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn receipts_accepted_while_the_broker_is_down_all_arrive_once_it_is_back() {
-    let port = free_port();
-    let brokers = format!("127.0.0.1:{port}");
-    let producer = spawn_producer(&brokers).await;
-    let token = producer.merchant("m-1").await;
-    for index in 0..20 {
-        let body = serde_json::to_vec(&receipt(&format!("offline-{index}"))).expect("json");
-        assert_eq!(
-            producer.post_raw(&token, body).await.0,
-            202,
-            "accepted while Kafka is down"
-        );
-    }
-    assert_eq!(producer.pending_outbox_rows(), 20);
-
-    let _broker = start_broker(port);
-    let topic = producer.topic.clone();
-    let seen = tokio::task::spawn_blocking(move || read_topic(&brokers, &topic, 20))
-        .await
-        .expect("read");
-    let mut distinct: Vec<&str> = seen
-        .iter()
-        .map(|(transaction_id, _)| transaction_id.as_str())
-        .collect();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(
-        (seen.len(), distinct.len()),
-        (20, 20),
-        "each receipt exactly once: {seen:?}"
-    );
-    let hashes = producer.content_hashes();
-    for (transaction_id, published) in &seen {
-        assert_eq!(
-            Some(&content_hash_of(published)),
-            hashes.get(transaction_id),
-            "{transaction_id} is published as the JSON whose SHA-256 is its content hash: {published}"
-        );
-    }
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while producer.pending_outbox_rows() > 0 {
-        assert!(Instant::now() < deadline, "outbox rows never marked published");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,75 +349,4 @@ async fn when_postgresql_is_unreachable_receipts_get_503_and_nothing_is_accepted
             .0,
         202
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_over_its_rate_limit_gets_429_with_retry_after_and_others_are_not_slowed() {
-    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
-        config.rate_limit.per_second = 1.0;
-        config.rate_limit.burst = 3;
-    })
-    .await;
-    let busy = producer.merchant("m-busy").await;
-    let mut statuses = Vec::new();
-    let mut retry_after = None;
-    for index in 0..5 {
-        let response = producer
-            .http
-            .post(format!("{}/api/checks/", producer.url))
-            .bearer_auth(&busy)
-            .json(&receipt(&format!("busy-{index}")))
-            .send()
-            .await
-            .expect("request");
-        statuses.push(response.status().as_u16());
-        if response.status().as_u16() == 429 {
-            retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned);
-            let body: Value = response.json().await.expect("JSON error body");
-            assert_eq!(body["error"], "rate_limited");
-        }
-    }
-    assert_eq!(&statuses[..3], &[202, 202, 202], "the burst passes: {statuses:?}");
-    assert_eq!(statuses[3], 429, "then the token waits: {statuses:?}");
-    assert_eq!(retry_after.as_deref(), Some("1"));
-    let quiet = producer.merchant("m-quiet").await;
-    let mut own_place = receipt("quiet-1");
-    own_place["place_id"] = json!("store-quiet");
-    let (status, _) = producer
-        .post_raw(&quiet, own_place.to_string().into_bytes())
-        .await;
-    assert_eq!(status, 202, "another token has its own allowance");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_sends_its_body_too_slowly_gets_408_and_the_connection_back() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
-        config.http.request_timeout_seconds = 1;
-    })
-    .await;
-    let token = producer.merchant("m-slow").await;
-    let address = producer.url.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
-    let head = format!(
-        "POST /api/checks/ HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"transaction_id\":"
-    );
-    stream.write_all(head.as_bytes()).await.expect("head sent");
-    let started = std::time::Instant::now();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut answer),
-    )
-    .await;
-    assert!(read.is_ok(), "the server let the slow client hold the connection");
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("request_timeout"), "{answer}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
