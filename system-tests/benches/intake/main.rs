@@ -203,6 +203,27 @@ fn ms(report: &Report, share: f64) -> String {
     format!("{:.1} ms", report.latency_ms(share))
 }
 
+/// The report's cell for rounds of intake flat out: the median round's rate against the ceiling and its
+/// latency, then every round's rate, slowest first.
+fn flat_out_cell(rounds: &mut [Report], ceiling: f64) -> String {
+    rounds.sort_by(|a, b| a.accepted_per_second().total_cmp(&b.accepted_per_second()));
+    let median = &rounds[rounds.len() / 2];
+    let rate = median.accepted_per_second();
+    let each: Vec<String> = rounds
+        .iter()
+        .map(|round| format!("{:.0}", round.accepted_per_second()))
+        .collect();
+    format!(
+        "{rate:.0} receipts/s = {ratio:.2}x the ceiling; p50 {}, p95 {}, p99 {}, max {} (rounds: {})",
+        ms(median, 0.50),
+        ms(median, 0.95),
+        ms(median, 0.99),
+        ms(median, 1.0),
+        each.join(", "),
+        ratio = rate / ceiling,
+    )
+}
+
 fn main() {
     if !bench::requested("intake") {
         return;
@@ -234,9 +255,7 @@ fn main() {
             wait_for_pipeline(&mut conn).await;
         }
         let ceiling = bench::median(ceilings.clone());
-        intakes.sort_by(|a, b| a.accepted_per_second().total_cmp(&b.accepted_per_second()));
-        let intake = &intakes[ROUNDS / 2];
-        let flat_out = intake.accepted_per_second();
+        let flat_out = flat_out_cell(&mut intakes, ceiling);
 
         stack.kill(CONSUMER);
         let mut alone = Vec::new();
@@ -249,9 +268,7 @@ fn main() {
         }
         stack.start(CONSUMER);
         wait_for_pipeline(&mut conn).await;
-        alone.sort_by(|a, b| a.accepted_per_second().total_cmp(&b.accepted_per_second()));
-        let intake_alone = &alone[ROUNDS / 2];
-        let alone_flat_out = intake_alone.accepted_per_second();
+        let alone_flat_out = flat_out_cell(&mut alone, ceiling);
 
         println!("intake flat out for {} s with the whole pipeline", saturation_length.as_secs());
         let run = format!("saturation-{}", std::process::id());
@@ -277,8 +294,8 @@ fn main() {
         let report = format!(
             "| what | measured |\n|---|---|\n\
              | pgbench ceiling, one transaction per receipt, {CONNECTIONS} clients (median of {ROUNDS} rounds of {round} s) | {ceiling:.0} tx/s (rounds: {ceilings}) |\n\
-             | intake flat out, {CONNECTIONS} connections, unique receipts (median round) | {flat_out:.0} receipts/s = {ratio:.2}x the ceiling; p50 {p50}, p95 {p95}, p99 {p99}, max {max} (rounds: {rounds}) |\n\
-             | intake flat out alone: the consumer stopped, the relay publishing (median round) | {alone_flat_out:.0} receipts/s = {alone_ratio:.2}x the ceiling; p50 {a50}, p95 {a95}, p99 {a99}, max {amax} (rounds: {alone_rounds}) |\n\
+             | intake flat out, {CONNECTIONS} connections, unique receipts (median round) | {flat_out} |\n\
+             | intake flat out alone: the consumer stopped, the relay publishing (median round) | {alone_flat_out} |\n\
              | saturation: intake flat out for {saturation_s} s, the whole pipeline behind it | {saturation:.0} receipts/s a second after the first minute = {saturation_ratio:.2}x the ceiling ({sustained_all:.0} over the whole run); p50 {s50}, p99 {s99}, max {smax} |\n\
              | whole pipeline at 80% ({rate:.0} receipts/s, each sent when due) for {pipeline_s} s | {accepted:.0} receipts/s accepted; p50 {pp50}, p99 {pp99}, max {pmax}; answers {statuses:?} |\n\
              | freshness (202 until counted by `GET /api/analytics/`), {samples} samples | p50 {f50} ms, p95 {f95} ms, max {fmax} ms |\n\
@@ -286,18 +303,6 @@ fn main() {
              | peak RSS (the consumer's since it started again, after intake alone) | producer {producer_rss:.0} MB, consumer {consumer_rss:.0} MB, worker {worker_rss:.0} MB |\n",
             round = round_length.as_secs(),
             ceilings = ceilings.iter().map(|tps| format!("{tps:.0}")).collect::<Vec<_>>().join(", "),
-            ratio = flat_out / ceiling,
-            p50 = ms(intake, 0.50),
-            p95 = ms(intake, 0.95),
-            p99 = ms(intake, 0.99),
-            max = ms(intake, 1.0),
-            rounds = intakes.iter().map(|r| format!("{:.0}", r.accepted_per_second())).collect::<Vec<_>>().join(", "),
-            alone_ratio = alone_flat_out / ceiling,
-            a50 = ms(intake_alone, 0.50),
-            a95 = ms(intake_alone, 0.95),
-            a99 = ms(intake_alone, 0.99),
-            amax = ms(intake_alone, 1.0),
-            alone_rounds = alone.iter().map(|r| format!("{:.0}", r.accepted_per_second())).collect::<Vec<_>>().join(", "),
             saturation_s = saturation_length.as_secs(),
             saturation_ratio = saturation / ceiling,
             sustained_all = sustained.accepted_per_second(),
