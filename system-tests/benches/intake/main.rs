@@ -15,7 +15,8 @@
 //!
 //! Steps 1 and 2 take the median of three rounds of `BENCH_INTAKE_SECONDS`, one after the other on the same
 //! stack; each round of intake, and steps 3 and 4, start once the pipeline has delivered everything accepted
-//! before (the outbox is empty, and the consumer, when it runs, has stored it all). Prints the report and writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
+//! before (the outbox is empty, and the consumer, when it runs, has stored it all). Prints the report and
+//! writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
 
 mod chart;
 
