@@ -189,6 +189,12 @@ impl Services {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET` of a path (with its query) on the consumer, with a bearer token.
+    pub async fn get_from_consumer(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(self.http.get(format!("{}{path}", self.consumer)), token)
+            .await
+    }
+
     /// Posts one receipt to the producer.
     pub async fn post_receipt(&self, token: &str, receipt: &Value) -> (u16, Value) {
         self.send(
@@ -217,10 +223,7 @@ impl Services {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (status, body) = self
-                .send(
-                    self.http.get(format!("{}/api/analytics/?{query}", self.consumer)),
-                    token,
-                )
+                .get_from_consumer(&format!("/api/analytics/?{query}"), token)
                 .await;
             if status == 200 && ready(&body) {
                 return body;

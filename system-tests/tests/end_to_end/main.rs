@@ -125,12 +125,8 @@ async fn receipts_posted_to_the_producer_show_up_exactly_in_the_consumers_analyt
     // Places: search by id or name, case-insensitively.
     for (search, count) in [("store ab", 1), ("STORE-ABC", 1), ("zzz", 0)] {
         let (status, body) = services
-            .send(
-                services.http.get(format!(
-                    "{}/api/places/?search={}",
-                    services.consumer,
-                    search.replace(' ', "%20")
-                )),
+            .get_from_consumer(
+                &format!("/api/places/?search={}", search.replace(' ', "%20")),
                 &merchant,
             )
             .await;
@@ -141,12 +137,7 @@ async fn receipts_posted_to_the_producer_show_up_exactly_in_the_consumers_analyt
         );
     }
     let (_, place) = services
-        .send(
-            services
-                .http
-                .get(format!("{}/api/places/store-abc/", services.consumer)),
-            &merchant,
-        )
+        .get_from_consumer("/api/places/store-abc/", &merchant)
         .await;
     assert_eq!(place["total_purchases"], 2);
     assert_eq!(place["first_purchase_at"], "2024-02-07T12:34:56Z");
@@ -197,21 +188,9 @@ async fn merchants_cannot_use_or_see_another_merchants_place() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"], "forbidden");
 
-    let (status, _) = services
-        .send(
-            services
-                .http
-                .get(format!("{}/api/places/store-abc/", services.consumer)),
-            &other,
-        )
-        .await;
+    let (status, _) = services.get_from_consumer("/api/places/store-abc/", &other).await;
     assert_eq!(status, 404);
-    let (status, body) = services
-        .send(
-            services.http.get(format!("{}/api/places/", services.consumer)),
-            &other,
-        )
-        .await;
+    let (status, body) = services.get_from_consumer("/api/places/", &other).await;
     assert_eq!((status, body["count"].clone()), (200, json!(0)));
 
     let response = services

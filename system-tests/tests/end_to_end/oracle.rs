@@ -290,31 +290,22 @@ async fn csv_lists_every_place(services: &Services) {
 async fn dates_and_bad_periods(services: &Services) {
     let admin = &services.admin;
     let (_, by_dates) = services
-        .send(
-            services.http.get(format!(
-                "{}/api/analytics/?from=2024-03-02&to=2024-03-03&category=&page=",
-                services.consumer
-            )),
+        .get_from_consumer(
+            "/api/analytics/?from=2024-03-02&to=2024-03-03&category=&page=",
             admin,
         )
         .await;
     let (_, by_instants) = services
-        .send(
-            services.http.get(format!(
-                "{}/api/analytics/?from=2024-03-02T00:00:00Z&to=2024-03-03T00:00:00Z",
-                services.consumer
-            )),
+        .get_from_consumer(
+            "/api/analytics/?from=2024-03-02T00:00:00Z&to=2024-03-03T00:00:00Z",
             admin,
         )
         .await;
     assert_eq!(by_dates["summary"], by_instants["summary"]);
     assert!(by_dates["summary"]["total_purchases"].as_i64() > Some(0));
     let (status, inverted) = services
-        .send(
-            services.http.get(format!(
-                "{}/api/analytics/?from=2024-03-02T00:00:00Z&to=2024-03-01T00:00:00Z",
-                services.consumer
-            )),
+        .get_from_consumer(
+            "/api/analytics/?from=2024-03-02T00:00:00Z&to=2024-03-01T00:00:00Z",
             admin,
         )
         .await;
@@ -323,19 +314,24 @@ async fn dates_and_bad_periods(services: &Services) {
         (200, json!(0))
     );
 
-    for bad in ["from=yesterday", "to=2024-13-01", "from=2024-03-02T25:00:00Z"] {
+    refused_as_bad_requests(
+        services,
+        "/api/analytics/?",
+        &["from=yesterday", "to=2024-13-01", "from=2024-03-02T25:00:00Z"],
+    )
+    .await;
+}
+
+/// Each query on `endpoint` (a path ending in `?`) is answered 400 `bad_request`.
+async fn refused_as_bad_requests(services: &Services, endpoint: &str, queries: &[&str]) {
+    for query in queries {
         let (status, body) = services
-            .send(
-                services
-                    .http
-                    .get(format!("{}/api/analytics/?{bad}", services.consumer)),
-                admin,
-            )
+            .get_from_consumer(&format!("{endpoint}{query}"), &services.admin)
             .await;
         assert_eq!(
             (status, body["error"].clone()),
             (400, json!("bad_request")),
-            "{bad}"
+            "{query}: {body}"
         );
     }
 }

@@ -1,9 +1,9 @@
 //! The oracle's time series: hour and day buckets against the receipts the test generated.
 
 use chrono::DurationRound;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{Expected, Generated, PLACES};
+use super::{refused_as_bad_requests, Expected, Generated, PLACES};
 use system_tests::services::Services;
 
 /// The time series, hour and day buckets, exact at ragged edges, empty buckets as zeros, scoped by merchant.
@@ -63,11 +63,8 @@ pub(super) async fn series_match(services: &Services, generated: &[Generated]) {
         "2024-03-01T03:42:05.5Z".parse().expect("time"),
     );
     let (status, hourly) = services
-        .send(
-            services.http.get(format!(
-                "{}/api/analytics/timeseries/?bucket=hour&place_id=p-3&from={}&to={}",
-                services.consumer, "2024-02-28T22:17:23Z", "2024-03-01T03:42:05.5Z"
-            )),
+        .get_from_consumer(
+            "/api/analytics/timeseries/?bucket=hour&place_id=p-3&from=2024-02-28T22:17:23Z&to=2024-03-01T03:42:05.5Z",
             admin,
         )
         .await;
@@ -79,11 +76,8 @@ pub(super) async fn series_match(services: &Services, generated: &[Generated]) {
     );
     let merchant_a = services.merchant_token("m-a").await;
     let (status, daily) = services
-        .send(
-            services.http.get(format!(
-                "{}/api/analytics/timeseries/?bucket=day&from=2024-01-28&to=2024-03-03T12:00:00Z",
-                services.consumer
-            )),
+        .get_from_consumer(
+            "/api/analytics/timeseries/?bucket=day&from=2024-01-28&to=2024-03-03T12:00:00Z",
             &merchant_a,
         )
         .await;
@@ -100,11 +94,8 @@ pub(super) async fn series_match(services: &Services, generated: &[Generated]) {
         "daily for merchant m-a",
     );
     let (status, every_place) = services
-        .send(
-            services.http.get(format!(
-                "{}/api/analytics/timeseries/?bucket=day&from=2024-01-20T06:00:00Z&to=2024-03-10",
-                services.consumer
-            )),
+        .get_from_consumer(
+            "/api/analytics/timeseries/?bucket=day&from=2024-01-20T06:00:00Z&to=2024-03-10",
             admin,
         )
         .await;
@@ -156,11 +147,8 @@ pub(super) async fn series_match(services: &Services, generated: &[Generated]) {
         "money with two decimals, as in JSON"
     );
     let (status, foreign) = services
-        .send(
-            services.http.get(format!(
-                "{}/api/analytics/timeseries/?place_id=p-3&from=2024-03-01&to=2024-03-04",
-                services.consumer
-            )),
+        .get_from_consumer(
+            "/api/analytics/timeseries/?place_id=p-3&from=2024-03-01&to=2024-03-04",
             &merchant_a,
         )
         .await;
@@ -175,23 +163,14 @@ pub(super) async fn series_match(services: &Services, generated: &[Generated]) {
         counted, 0,
         "another merchant's place counts nothing for m-a: {foreign}"
     );
-    for bad in [
-        "bucket=week",
-        "bucket=hour&from=2024-01-01&to=2024-03-01",
-        "from=yesterday",
-    ] {
-        let (status, body) = services
-            .send(
-                services
-                    .http
-                    .get(format!("{}/api/analytics/timeseries/?{bad}", services.consumer)),
-                admin,
-            )
-            .await;
-        assert_eq!(
-            (status, body["error"].clone()),
-            (400, json!("bad_request")),
-            "{bad}: {body}"
-        );
-    }
+    refused_as_bad_requests(
+        services,
+        "/api/analytics/timeseries/?",
+        &[
+            "bucket=week",
+            "bucket=hour&from=2024-01-01&to=2024-03-01",
+            "from=yesterday",
+        ],
+    )
+    .await;
 }

@@ -95,11 +95,8 @@ pub(super) async fn summaries_and_places_match(services: &Services, generated: &
     assert_eq!(paged, whole);
 
     let (status, one) = services
-        .send(
-            services.http.get(format!(
-                "{}/api/places/p-3/analytics/?from=2024-03-02T10:05:00Z&to=2024-03-03T00:00:00Z",
-                services.consumer
-            )),
+        .get_from_consumer(
+            "/api/places/p-3/analytics/?from=2024-03-02T10:05:00Z&to=2024-03-03T00:00:00Z",
             admin,
         )
         .await;
