@@ -155,11 +155,19 @@ pub async fn overview(
             rows,
         )?;
         let summary = analytics::summary(conn, &scope, &period)?;
-        let page_scope = Scope {
-            places: Some(page_places.iter().map(|place| place.place_id.clone()).collect()),
-            ..scope.clone()
+        let mut per_place = if scope.place_id.is_some() {
+            // One place named: the summary read its rows, and they are its figures.
+            page_places
+                .iter()
+                .map(|place| (place.place_id.clone(), summary.clone()))
+                .collect()
+        } else {
+            let page_scope = Scope {
+                places: Some(page_places.iter().map(|place| place.place_id.clone()).collect()),
+                ..scope.clone()
+            };
+            analytics::per_place(conn, &page_scope, &period)?
         };
-        let mut per_place = analytics::per_place(conn, &page_scope, &period)?;
         let results: Vec<PlaceFigures> = page_places
             .into_iter()
             .map(|place| PlaceFigures {

@@ -35,6 +35,20 @@ pub(super) async fn merchant_summaries_match(services: &Services, generated: &[G
             "{merchant}: one category"
         );
     }
+
+    // A place of another merchant's, named: nothing of it is shown.
+    let token = services.merchant_token("m-a").await;
+    let (foreign, _) = PLACES
+        .iter()
+        .find(|(_, owner)| *owner == "m-b")
+        .expect("a place of m-b");
+    let (status, body) = services
+        .get_from_consumer(&format!("/api/analytics/?place_id={foreign}"), &token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["count"], 0, "{body}");
+    assert_eq!(body["results"], json!([]), "{body}");
+    assert_eq!(body["summary"]["total_purchases"], 0, "{body}");
 }
 
 /// The overview and one place's analytics, for ragged and open periods.
@@ -54,8 +68,24 @@ pub(super) async fn summaries_and_places_match(services: &Services, generated: &
         let mut query = vec!["page_size=500".to_owned()];
         query.extend(from.map(|from| format!("from={from}")));
         query.extend(to.map(|to| format!("to={to}")));
-        let body = services.analytics_until(admin, &query.join("&"), |_| true).await;
         let what = format!("period {from:?}..{to:?}");
+
+        // One place named: its figures are both the summary and its one result.
+        query[0] = "place_id=p-3".to_owned();
+        let one = services.analytics_until(admin, &query.join("&"), |_| true).await;
+        let expected = per_place.get("p-3").cloned().unwrap_or_default().json();
+        assert_eq!(one["summary"], expected, "{what}: p-3's summary");
+        assert_eq!(one["count"], 1, "{what}: p-3");
+        let mut result = one["results"][0].clone();
+        assert_eq!(result["place_id"], "p-3", "{what}");
+        if let Some(object) = result.as_object_mut() {
+            object.remove("place_id");
+            object.remove("place_name");
+        }
+        assert_eq!(result, expected, "{what}: p-3's result");
+        query[0] = "page_size=500".to_owned();
+
+        let body = services.analytics_until(admin, &query.join("&"), |_| true).await;
         let mut actual_summary = body["summary"].clone();
         assert_eq!(actual_summary.as_object_mut().map(|o| o.len()), Some(5), "{what}");
         assert_eq!(actual_summary, summary.json(), "{what}: summary");
