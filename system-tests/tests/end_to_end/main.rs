@@ -192,6 +192,19 @@ async fn merchants_cannot_use_or_see_another_merchants_place() {
     assert_eq!(status, 404);
     let (status, body) = services.get_from_consumer("/api/places/", &other).await;
     assert_eq!((status, body["count"].clone()), (200, json!(0)));
+    // Named in analytics once its owner's analytics count the receipt, the place still shows nothing.
+    services
+        .analytics_until(&owner, "place_id=store-abc", |body| {
+            body["summary"]["total_purchases"] == 1
+        })
+        .await;
+    let (status, body) = services
+        .get_from_consumer("/api/analytics/?place_id=store-abc", &other)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["count"], 0, "{body}");
+    assert_eq!(body["results"], json!([]), "{body}");
+    assert_eq!(body["summary"]["total_purchases"], 0, "{body}");
 
     let response = services
         .http

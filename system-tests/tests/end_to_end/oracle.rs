@@ -38,7 +38,7 @@ struct Generated {
 }
 
 /// Exact figures computed independently of the service.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Expected {
     purchases: i64,
     total: rust_decimal::Decimal,
