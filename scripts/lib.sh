@@ -78,10 +78,12 @@ PG_ACTIVITY_LOG="-c log_autovacuum_min_duration=0 -c log_checkpoints=on -c log_m
 # start_postgres DATA_DIR PORT: a private cluster (initdb on first use), trust auth on loopback only;
 # PG_OPTIONS adds server settings. A durable cluster (fsync on: the local stack and the benchmarks) may keep
 # 8 GB of WAL between checkpoints, so that checkpoints come every `checkpoint_timeout` (5 min), not every
-# 20-30 s of sustained intake (docs/deployment.md, "PostgreSQL's checkpoints").
+# 20-30 s of sustained intake, and keeps 4 GB of WAL files for reuse after each checkpoint, so that intake
+# after a quiet spell does not wait while new ones are created (docs/deployment.md, "PostgreSQL's
+# checkpoints").
 start_postgres() {
   local data="$1" port="$2" bin checkpoints=""
-  [ "${PG_FSYNC:-on}" = on ] && checkpoints="-c max_wal_size=8GB"
+  [ "${PG_FSYNC:-on}" = on ] && checkpoints="-c max_wal_size=8GB -c min_wal_size=4GB"
   bin=$(pg_bin_dir)
   mkdir -p "$data"
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$data"

@@ -2,7 +2,9 @@
 # The whole pipeline at a fixed rate on a fresh stack, for comparing two builds or settings one change at a
 # time (docs/performance.md, "Why intake's latency has episodes"): a fresh PostgreSQL (fsync on), Redis and
 # in-memory broker, the release producer, consumer and worker with their defaults (or whatever the
-# environment sets), BENCH_STEADY_WARMUP_SECONDS (default 20) of flat-out intake to warm up, then
+# environment sets), BENCH_STEADY_WARMUP_SECONDS (default 20) of flat-out intake to warm up, a checkpoint
+# (so that the rate runs on the warm-up's WAL files recycled, as on a server past its first checkpoint, not
+# on new ones created while commits wait: docs/performance.md, "A new cluster's first WAL files"), then
 # `loadgen --rate BENCH_STEADY_RATE` (default 3200) for BENCH_STEADY_SECONDS (default 120). Writes
 # target/bench/steady.md: latency, write-ahead log per accepted receipt, autovacuum's passes, the seconds
 # whose p99 was over 100 ms, and what PostgreSQL logged meanwhile (statements over a second, autovacuum's
@@ -63,6 +65,7 @@ loadgen() {
 }
 log "warming up: $WARMUP_SECONDS s flat out"
 loadgen --seconds "$WARMUP_SECONDS" >"$WORK/warmup.txt"
+sql "CHECKPOINT" >/dev/null
 wal_before=$(sql "SELECT pg_current_wal_lsn()")
 accepted_before=$(sql "SELECT count(*) FROM accepted_receipts")
 log_from=$(wc -l <"$WORK/postgres/server.log")

@@ -15,8 +15,11 @@
 //!
 //! Steps 1 and 2 take the median of three rounds of `BENCH_INTAKE_SECONDS`, one after the other on the same
 //! stack; each round of intake, and steps 3 and 4, start once the pipeline has delivered everything accepted
-//! before (the outbox is empty, and the consumer, when it runs, has stored it all). Prints the report and
-//! writes it, with two charts, to `target/bench/`. Asserts nothing about speed.
+//! before (the outbox is empty, and the consumer, when it runs, has stored it all). Steps 3 and 4 start with
+//! a checkpoint, so that they write into the WAL files of the steps before them, recycled, as a server past
+//! its first checkpoint does: a new cluster creates each of its first files while commits wait
+//! (docs/performance.md, "A new cluster's first WAL files"). Prints the report and writes it, with two
+//! charts, to `target/bench/`. Asserts nothing about speed.
 
 mod chart;
 
@@ -113,6 +116,11 @@ struct Count {
 /// Accepted receipts not yet acknowledged by Kafka.
 fn outbox_backlog(conn: &mut PgConnection) -> i64 {
     outbox::backlog(conn).unwrap_or(-1)
+}
+
+/// Ends the checkpoint cycle that the steps so far wrote their WAL in, so that its files are recycled.
+fn checkpoint(conn: &mut PgConnection) {
+    conn.batch_execute("CHECKPOINT").expect("a checkpoint");
 }
 
 /// Waits until every receipt accepted so far is stored by the consumer, so that one round's backlog does not
@@ -271,6 +279,7 @@ fn main() {
         wait_for_pipeline(&mut conn).await;
         let alone_flat_out = flat_out_cell(&mut alone, ceiling);
 
+        checkpoint(&mut conn);
         println!("intake flat out for {} s with the whole pipeline", saturation_length.as_secs());
         let run = format!("saturation-{}", std::process::id());
         let sustained = loadgen::run(plan(&stack, &run, None, saturation_length, false), Arc::default()).await;
@@ -279,6 +288,7 @@ fn main() {
         wait_for_pipeline(&mut conn).await;
 
         let rate = 0.8 * saturation;
+        checkpoint(&mut conn);
         println!("the whole pipeline at {rate:.0} receipts/s for {} s", pipeline_length.as_secs());
         let run = format!("pipeline-{}", std::process::id());
         let counters = Arc::new(Counters::default());
