@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 ensure_dependencies
 cargo build --release --bins
 which=" ${*:-intake drain analytics} "
-rm -f target/bench/*.md target/bench/*.svg
+rm -f target/bench/*.md target/bench/*.svg target/bench/*.png
 
 if [[ "$which" == *" intake "* ]]; then
   PGBENCH="$(pg_bin_dir)/pgbench" TEST_TANSU_BIN="$TANSU_BIN" cargo bench -p system-tests --bench intake
@@ -65,9 +65,9 @@ mkdir -p "$RESULTS"
       cat "target/bench/$part.md"
     fi
   done
-  for chart in target/bench/*.svg; do
-    [ -f "$chart" ] && printf '\n![%s](%s)\n' "$(basename "$chart" .svg)" "$(basename "$chart")"
+  for chart in target/bench/*.png target/bench/*.svg; do
+    [ -f "$chart" ] && printf '\n![%s](%s)\n' "$(basename "${chart%.*}")" "$(basename "$chart")"
   done
 } > "$RESULTS/report.md"
-cp target/bench/*.svg "$RESULTS/" 2>/dev/null || true
+cp target/bench/*.png target/bench/*.svg "$RESULTS/" 2>/dev/null || true
 log "report: $RESULTS/report.md"

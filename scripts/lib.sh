@@ -29,6 +29,8 @@ ensure_dependencies() {
   command -v curl >/dev/null 2>&1 || missing="$missing curl"
   python3 -m pip --version >/dev/null 2>&1 || missing="$missing python3-pip"
   command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  # The text of the benchmarks' charts (system-tests/src/chart.rs).
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
   command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
   if [ -n "$missing" ]; then
     log "installing Debian packages:$missing"

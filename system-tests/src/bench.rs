@@ -40,7 +40,12 @@ pub fn median(mut rounds: Vec<f64>) -> f64 {
 /// Writes one file of a benchmark's report to `target/bench/`, where `scripts/bench.sh` gathers the run's
 /// report.
 pub fn write_report(file: &str, contents: &str) {
+    std::fs::write(report_path(file), contents).unwrap_or_else(|error| panic!("write {file}: {error}"));
+}
+
+/// Where a benchmark's report or chart named `file` goes (`target/bench/`, made if missing).
+pub fn report_path(file: &str) -> PathBuf {
     let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&directory).expect("target/bench");
-    std::fs::write(directory.join(file), contents).unwrap_or_else(|error| panic!("write {file}: {error}"));
+    directory.join(file)
 }

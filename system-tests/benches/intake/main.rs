@@ -21,8 +21,6 @@
 //! (docs/performance.md, "A new cluster's first WAL files"). Prints the report and writes it, with two
 //! charts, to `target/bench/`. Asserts nothing about speed.
 
-mod chart;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -33,12 +31,11 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use shared_models::store::outbox;
+use system_tests::chart::{self, Series, BLUE, RED};
 use system_tests::loadgen::receipts::Mix;
 use system_tests::loadgen::{self, Counters, Plan, Report};
 use system_tests::stack::Stack;
 use system_tests::{bench, episodes};
-
-use chart::Series;
 
 const ROUNDS: usize = 3;
 const CONNECTIONS: usize = 32;
@@ -343,7 +340,7 @@ fn main() {
                 lines.join("\n")
             }
         };
-        let report = format!(
+        let mut report = format!(
             "{report}\nSeconds of the whole pipeline at 80% whose p99 was over {slow:.0} ms, in runs (UTC; a run goes on \
              across gaps of up to 2 s):\n\n{runs}\n\nWhat PostgreSQL logged meanwhile (UTC, when each ended): \
              autovacuum's passes, checkpoints, statements over a second:\n\n{events}\n",
@@ -355,41 +352,46 @@ fn main() {
                 Utc::now(),
             )),
         );
+        let charts = [
+            (
+                "pipeline-throughput.png",
+                "The whole pipeline at 80%: receipts accepted per second and p99 latency (ms)",
+                [
+                    Series {
+                        name: "accepted/s",
+                        colour: BLUE,
+                        points: pipeline.seconds.iter().enumerate().map(|(s, second)| (s as f64, second.accepted as f64)).collect(),
+                    },
+                    Series {
+                        name: "p99 ms",
+                        colour: RED,
+                        points: per_second_p99.iter().enumerate().map(|(s, p99)| (s as f64, *p99)).collect(),
+                    },
+                ],
+            ),
+            (
+                "pipeline-queues.png",
+                "The whole pipeline at 80%: outbox backlog and consumer lag (messages)",
+                [
+                    Series {
+                        name: "outbox backlog",
+                        colour: BLUE,
+                        points: samples.iter().map(|(s, backlog, _)| (*s, *backlog)).collect(),
+                    },
+                    Series {
+                        name: "consumer lag",
+                        colour: RED,
+                        points: samples.iter().map(|(s, _, lag)| (*s, *lag)).collect(),
+                    },
+                ],
+            ),
+        ];
+        for (file, title, series) in &charts {
+            if let Err(error) = chart::write_lines(&bench::report_path(file), title, series) {
+                report.push_str(&format!("\nThe chart {file} was not drawn: {error}.\n"));
+            }
+        }
         println!("{report}");
-        let throughput = chart::lines(
-            "The whole pipeline at 80%: receipts accepted per second (blue) and p99 latency in ms (red)",
-            "",
-            &[
-                Series {
-                    name: "accepted/s",
-                    colour: "#1f6fb4",
-                    points: pipeline.seconds.iter().enumerate().map(|(s, second)| (s as f64, second.accepted as f64)).collect(),
-                },
-                Series {
-                    name: "p99 ms",
-                    colour: "#c0392b",
-                    points: per_second_p99.iter().enumerate().map(|(s, p99)| (s as f64, *p99)).collect(),
-                },
-            ],
-        );
-        let queues = chart::lines(
-            "The whole pipeline at 80%: outbox backlog (blue) and consumer lag (red), messages",
-            "",
-            &[
-                Series {
-                    name: "outbox backlog",
-                    colour: "#1f6fb4",
-                    points: samples.iter().map(|(s, backlog, _)| (*s, *backlog)).collect(),
-                },
-                Series {
-                    name: "consumer lag",
-                    colour: "#c0392b",
-                    points: samples.iter().map(|(s, _, lag)| (*s, *lag)).collect(),
-                },
-            ],
-        );
         bench::write_report("intake.md", &report);
-        bench::write_report("pipeline-throughput.svg", &throughput);
-        bench::write_report("pipeline-queues.svg", &queues);
     });
 }

@@ -1,0 +1,160 @@
+//! The benchmarks' line charts over time, drawn by plotters as PNG. Text is rendered by plotters' pure-Rust
+//! font support (`ab_glyph`) from a TrueType font on the machine (Debian's `fonts-dejavu-core`, which
+//! `scripts/lib.sh` installs), not by its default `ttf` feature, which builds against the system's
+//! fontconfig and FreeType development libraries (docs/decisions.md, "Benchmark charts are PNG").
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+/// Where a TrueType font is looked for, in order, after `BENCH_CHART_FONT`.
+const FONTS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+/// The family the charts' text is drawn in, once a font is registered under it.
+const FAMILY: &str = "sans-serif";
+
+/// One line: its name, its colour and its points (seconds, value).
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub colour: RGBColor,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Blue and red, the two lines of each chart.
+pub const BLUE: RGBColor = RGBColor(0x1f, 0x6f, 0xb4);
+pub const RED: RGBColor = RGBColor(0xc0, 0x39, 0x2b);
+
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 360;
+
+/// Draws the series over time on one linear scale from 0 into `path` (a PNG of 960 by 360 pixels).
+pub fn write_lines(path: &Path, title: &str, series: &[Series]) -> Result<(), String> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    draw(&root, title, series).map_err(|error| format!("drawing {}: {error}", path.display()))?;
+    root.present()
+        .map_err(|error| format!("writing {}: {error}", path.display()))
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    series: &[Series],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let points = || series.iter().flat_map(|line| line.points.iter());
+    let last_second = points().map(|(x, _)| *x).fold(1.0_f64, f64::max);
+    let highest = points().map(|(_, y)| *y).fold(0.0_f64, f64::max).max(1.0) * 1.05;
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 17))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..last_second, 0.0..highest)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .x_label_formatter(&|second| format!("{second:.0}"))
+        .y_label_formatter(&|value| format!("{value:.0}"))
+        .label_style((FAMILY, 13))
+        .light_line_style(WHITE)
+        .draw()?;
+    for line in series {
+        let colour = line.colour;
+        chart
+            .draw_series(LineSeries::new(
+                line.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?
+            .label(line.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::MiddleRight)
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
+}
+
+/// Registers the first font found for the charts' text, once per process.
+fn register_font() -> Result<(), String> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let candidates: Vec<PathBuf> = std::env::var_os("BENCH_CHART_FONT")
+                .map(PathBuf::from)
+                .into_iter()
+                .chain(FONTS.iter().map(PathBuf::from))
+                .collect();
+            let (path, bytes) = candidates
+                .iter()
+                .find_map(|path| Some((path, std::fs::read(path).ok()?)))
+                .ok_or_else(|| {
+                    format!("no TrueType font for the charts' text: set BENCH_CHART_FONT or install fonts-dejavu-core (looked for {candidates:?})")
+                })?;
+            // plotters keeps a registered font for the rest of the process.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font(FAMILY, FontStyle::Normal, bytes)
+                .map_err(|_| format!("{} is not a font plotters can read", path.display()))
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_is_a_png_of_its_size_with_both_lines_drawn() {
+        let directory = std::env::temp_dir().join(format!("chart-test-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("a directory");
+        let path = directory.join("lines.png");
+        let rising = Series {
+            name: "rising",
+            colour: BLUE,
+            points: (0..60)
+                .map(|second| (f64::from(second), f64::from(second) * 10.0))
+                .collect(),
+        };
+        let flat = Series {
+            name: "flat",
+            colour: RED,
+            points: (0..60).map(|second| (f64::from(second), 200.0)).collect(),
+        };
+        write_lines(&path, "Two lines", &[rising, flat]).expect("the chart drawn");
+
+        let png = std::fs::read(&path).expect("the PNG");
+        std::fs::remove_dir_all(&directory).expect("clean up");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG signature");
+        let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().expect("four bytes"));
+        assert_eq!(
+            (size(16), size(20)),
+            (WIDTH, HEIGHT),
+            "the header's width and height"
+        );
+        let image = image_pixels(&png);
+        let has = |colour: RGBColor| {
+            image
+                .chunks(3)
+                .any(|pixel| pixel == [colour.0, colour.1, colour.2])
+        };
+        assert!(has(BLUE) && has(RED), "both lines are drawn in their colours");
+    }
+
+    /// The RGB pixels of a PNG, decoded by the encoder plotters writes with.
+    fn image_pixels(png: &[u8]) -> Vec<u8> {
+        image::load_from_memory(png)
+            .expect("a PNG that decodes")
+            .to_rgb8()
+            .into_raw()
+    }
+}
