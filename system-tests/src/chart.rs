@@ -26,6 +26,23 @@ pub struct Series<'a> {
     pub points: Vec<(f64, f64)>,
 }
 
+/// Lines that share a vertical scale from 0, and what that scale counts.
+pub struct Scale<'a> {
+    pub unit: &'a str,
+    pub series: Vec<Series<'a>>,
+}
+
+impl Scale<'_> {
+    fn points(&self) -> impl Iterator<Item = &(f64, f64)> {
+        self.series.iter().flat_map(|line| line.points.iter())
+    }
+
+    /// The top of the scale: a little above its highest point.
+    fn top(&self) -> f64 {
+        self.points().map(|(_, y)| *y).fold(0.0_f64, f64::max).max(1.0) * 1.05
+    }
+}
+
 /// Blue and red, the two lines of each chart.
 pub const BLUE: RGBColor = RGBColor(0x1f, 0x6f, 0xb4);
 pub const RED: RGBColor = RGBColor(0xc0, 0x39, 0x2b);
@@ -33,11 +50,13 @@ pub const RED: RGBColor = RGBColor(0xc0, 0x39, 0x2b);
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 360;
 
-/// Draws the series over time on one linear scale from 0 into `path` (a PNG of 960 by 360 pixels).
-pub fn write_lines(path: &Path, title: &str, series: &[Series]) -> Result<(), String> {
+/// Draws lines over time into `path` (a PNG of 960 by 360 pixels): those of `left` on the left axis, those of
+/// `right`, if any, on a scale of their own on the right axis, so that a latency in milliseconds can be read
+/// beside a rate in thousands.
+pub fn write_lines(path: &Path, title: &str, left: &Scale, right: Option<&Scale>) -> Result<(), String> {
     register_font()?;
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    draw(&root, title, series).map_err(|error| format!("drawing {}: {error}", path.display()))?;
+    draw(&root, title, left, right).map_err(|error| format!("drawing {}: {error}", path.display()))?;
     root.present()
         .map_err(|error| format!("writing {}: {error}", path.display()))
 }
@@ -45,35 +64,59 @@ pub fn write_lines(path: &Path, title: &str, series: &[Series]) -> Result<(), St
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    series: &[Series],
+    left: &Scale,
+    right: Option<&Scale>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let points = || series.iter().flat_map(|line| line.points.iter());
-    let last_second = points().map(|(x, _)| *x).fold(1.0_f64, f64::max);
-    let highest = points().map(|(_, y)| *y).fold(0.0_f64, f64::max).max(1.0) * 1.05;
+    let last_second = left
+        .points()
+        .chain(right.into_iter().flat_map(Scale::points))
+        .map(|(x, _)| *x)
+        .fold(1.0_f64, f64::max);
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FAMILY, 17))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..last_second, 0.0..highest)?;
+        .right_y_label_area_size(if right.is_some() { 64 } else { 0 })
+        .build_cartesian_2d(0.0..last_second, 0.0..left.top())?
+        .set_secondary_coord(0.0..last_second, 0.0..right.unwrap_or(left).top());
     chart
         .configure_mesh()
         .x_desc("seconds")
+        .y_desc(left.unit)
         .x_label_formatter(&|second| format!("{second:.0}"))
         .y_label_formatter(&|value| format!("{value:.0}"))
         .label_style((FAMILY, 13))
         .light_line_style(WHITE)
         .draw()?;
-    for line in series {
-        let colour = line.colour;
+    let legend =
+        |colour: RGBColor| move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2));
+    for line in &left.series {
         chart
             .draw_series(LineSeries::new(
                 line.points.iter().copied(),
-                colour.stroke_width(2),
+                line.colour.stroke_width(2),
             ))?
             .label(line.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2)));
+            .legend(legend(line.colour));
+    }
+    if let Some(right) = right {
+        chart
+            .configure_secondary_axes()
+            .y_desc(right.unit)
+            .y_label_formatter(&|value| format!("{value:.0}"))
+            .label_style((FAMILY, 13))
+            .draw()?;
+        for line in &right.series {
+            chart
+                .draw_secondary_series(LineSeries::new(
+                    line.points.iter().copied(),
+                    line.colour.stroke_width(2),
+                ))?
+                .label(format!("{} (right)", line.name))
+                .legend(legend(line.colour));
+        }
     }
     chart
         .configure_series_labels()
@@ -114,7 +157,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_chart_is_a_png_of_its_size_with_both_lines_drawn() {
+    fn a_chart_is_a_png_of_its_size_with_the_lines_of_both_scales_drawn() {
         let directory = std::env::temp_dir().join(format!("chart-test-{}", std::process::id()));
         std::fs::create_dir_all(&directory).expect("a directory");
         let path = directory.join("lines.png");
@@ -130,7 +173,15 @@ mod tests {
             colour: RED,
             points: (0..60).map(|second| (f64::from(second), 200.0)).collect(),
         };
-        write_lines(&path, "Two lines", &[rising, flat]).expect("the chart drawn");
+        let left = Scale {
+            unit: "receipts/s",
+            series: vec![rising],
+        };
+        let right = Scale {
+            unit: "ms",
+            series: vec![flat],
+        };
+        write_lines(&path, "Two lines", &left, Some(&right)).expect("the chart drawn");
 
         let png = std::fs::read(&path).expect("the PNG");
         std::fs::remove_dir_all(&directory).expect("clean up");
@@ -147,7 +198,10 @@ mod tests {
                 .chunks(3)
                 .any(|pixel| pixel == [colour.0, colour.1, colour.2])
         };
-        assert!(has(BLUE) && has(RED), "both lines are drawn in their colours");
+        assert!(
+            has(BLUE) && has(RED),
+            "the lines of both scales are drawn in their colours"
+        );
     }
 
     /// The RGB pixels of a PNG, decoded by the encoder plotters writes with.
