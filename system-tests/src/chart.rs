@@ -90,14 +90,12 @@ fn draw<DB: DrawingBackend>(
         .label_style((FAMILY, 13))
         .light_line_style(WHITE)
         .draw()?;
+    let drawn = |line: &Series| LineSeries::new(line.points.iter().copied(), line.colour.stroke_width(2));
     let legend =
         |colour: RGBColor| move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2));
     for line in &left.series {
         chart
-            .draw_series(LineSeries::new(
-                line.points.iter().copied(),
-                line.colour.stroke_width(2),
-            ))?
+            .draw_series(drawn(line))?
             .label(line.name)
             .legend(legend(line.colour));
     }
@@ -110,10 +108,7 @@ fn draw<DB: DrawingBackend>(
             .draw()?;
         for line in &right.series {
             chart
-                .draw_secondary_series(LineSeries::new(
-                    line.points.iter().copied(),
-                    line.colour.stroke_width(2),
-                ))?
+                .draw_secondary_series(drawn(line))?
                 .label(format!("{} (right)", line.name))
                 .legend(legend(line.colour));
         }
