@@ -21,6 +21,8 @@
 //! (docs/performance.md, "A new cluster's first WAL files"). Prints the report and writes it, with two
 //! charts, to `target/bench/`. Asserts nothing about speed.
 
+mod charts;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -31,7 +33,6 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use shared_models::store::outbox;
-use system_tests::chart::{self, Scale, Series, BLUE, RED};
 use system_tests::loadgen::receipts::Mix;
 use system_tests::loadgen::{self, Counters, Plan, Report};
 use system_tests::stack::Stack;
@@ -352,56 +353,7 @@ fn main() {
                 Utc::now(),
             )),
         );
-        let throughput = Scale {
-            unit: "receipts/s",
-            series: vec![Series {
-                name: "accepted/s",
-                colour: BLUE,
-                points: pipeline.seconds.iter().enumerate().map(|(s, second)| (s as f64, second.accepted as f64)).collect(),
-            }],
-        };
-        let latency = Scale {
-            unit: "ms",
-            series: vec![Series {
-                name: "p99 ms",
-                colour: RED,
-                points: per_second_p99.iter().enumerate().map(|(s, p99)| (s as f64, *p99)).collect(),
-            }],
-        };
-        let queues = Scale {
-            unit: "messages",
-            series: vec![
-                Series {
-                    name: "outbox backlog",
-                    colour: BLUE,
-                    points: samples.iter().map(|(s, backlog, _)| (*s, *backlog)).collect(),
-                },
-                Series {
-                    name: "consumer lag",
-                    colour: RED,
-                    points: samples.iter().map(|(s, _, lag)| (*s, *lag)).collect(),
-                },
-            ],
-        };
-        let charts = [
-            (
-                "pipeline-throughput.png",
-                "The whole pipeline at 80%: receipts accepted per second, and each second's p99 latency",
-                &throughput,
-                Some(&latency),
-            ),
-            (
-                "pipeline-queues.png",
-                "The whole pipeline at 80%: outbox backlog and consumer lag",
-                &queues,
-                None,
-            ),
-        ];
-        for (file, title, left, right) in charts {
-            if let Err(error) = chart::write_lines(&bench::report_path(file), title, left, right) {
-                report.push_str(&format!("\nThe chart {file} was not drawn: {error}.\n"));
-            }
-        }
+        report.push_str(&charts::draw(&pipeline, &per_second_p99, &samples));
         println!("{report}");
         bench::write_report("intake.md", &report);
     });
