@@ -21,7 +21,6 @@ use shared_models::store::PgPool;
 use system_tests::bench;
 use system_tests::stack::{binary, free_port};
 
-use chart::chart;
 use seed::{prepare, Dataset};
 
 mod chart;
@@ -63,6 +62,15 @@ fn percentile(samples: &[Duration], fraction: f64) -> Duration {
     sorted.sort();
     let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
     sorted[index.min(sorted.len() - 1)]
+}
+
+/// A ratio as the report writes it: whole above 10, with a decimal below, so that 0.2x does not read 0x.
+fn times(ratio: f64) -> String {
+    if ratio >= 10.0 {
+        format!("{ratio:.0}x")
+    } else {
+        format!("{ratio:.1}x")
+    }
 }
 
 fn ms(duration: Duration) -> String {
@@ -282,13 +290,12 @@ fn main() {
             ms(row.p95),
             row.naive.map(ms).unwrap_or_else(|| "-".to_owned()),
             row.naive
-                .map(|naive| format!("{:.0}x", naive.as_secs_f64() / row.p95.as_secs_f64()))
+                .map(|naive| times(naive.as_secs_f64() / row.p95.as_secs_f64()))
                 .unwrap_or_else(|| "-".to_owned()),
         );
     }
-    let output = format!("{table}\n{report}");
+    let output = format!("{table}\n{report}{}", chart::draw(&rows));
     println!("{output}");
     bench::write_report("analytics.md", &output);
-    bench::write_report("analytics.svg", &chart(&rows));
     println!("written to target/bench/");
 }
