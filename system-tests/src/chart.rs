@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -58,15 +59,29 @@ const HEIGHT: u32 = 360;
 /// `right`, if any, on a scale of their own on the right axis, so that a latency in milliseconds can be read
 /// beside a rate in thousands.
 pub fn write_lines(path: &Path, title: &str, left: &Scale, right: Option<&Scale>) -> Result<(), String> {
+    write_png(path, (WIDTH, HEIGHT), |root| draw(root, title, left, right))
+}
+
+/// Draws with `draw` on a white image of `size` and writes it to `path` as PNG.
+fn write_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(
+        &DrawingArea<BitMapBackend, Shift>,
+    )
+        -> Result<(), DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>,
+) -> Result<(), String> {
     register_font()?;
-    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    draw(&root, title, left, right).map_err(|error| format!("drawing {}: {error}", path.display()))?;
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE)
+        .and_then(|()| draw(&root))
+        .map_err(|error| format!("drawing {}: {error}", path.display()))?;
     root.present()
         .map_err(|error| format!("writing {}: {error}", path.display()))
 }
 
 fn draw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, plotters::coord::Shift>,
+    root: &DrawingArea<DB, Shift>,
     title: &str,
     left: &Scale,
     right: Option<&Scale>,
@@ -76,7 +91,6 @@ fn draw<DB: DrawingBackend>(
         .chain(right.into_iter().flat_map(Scale::points))
         .map(|(x, _)| *x)
         .fold(1.0_f64, f64::max);
-    root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FAMILY, 17))
         .margin(12)
@@ -158,18 +172,15 @@ pub fn write_log_bars(
     legend: &[(&str, RGBColor)],
     rows: &[BarRow],
 ) -> Result<(), String> {
-    register_font()?;
     let bars_per_row = rows.iter().map(|row| row.bars.len()).max().unwrap_or(1).max(1) as u32;
     let height = 90 + rows.len() as u32 * (bars_per_row * BAR_HEIGHT + ROW_GAP);
-    let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
-    draw_bars(&root, title, unit, legend, rows)
-        .map_err(|error| format!("drawing {}: {error}", path.display()))?;
-    root.present()
-        .map_err(|error| format!("writing {}: {error}", path.display()))
+    write_png(path, (WIDTH, height), |root| {
+        draw_bars(root, title, unit, legend, rows)
+    })
 }
 
 fn draw_bars<DB: DrawingBackend>(
-    root: &DrawingArea<DB, plotters::coord::Shift>,
+    root: &DrawingArea<DB, Shift>,
     title: &str,
     unit: &str,
     legend: &[(&str, RGBColor)],
@@ -180,7 +191,6 @@ fn draw_bars<DB: DrawingBackend>(
     // after it for its text.
     let low = 10_f64.powf(values().fold(f64::MAX, f64::min).max(1e-3).log10().ceil() - 1.0);
     let high = 10_f64.powf((values().fold(0.0, f64::max).max(low) * 4.0).log10().ceil());
-    root.fill(&WHITE)?;
     let (_, bars_area) = root.split_horizontally(LABEL_WIDTH);
     let mut chart = ChartBuilder::on(&bars_area)
         .caption(title, (FAMILY, 17))
