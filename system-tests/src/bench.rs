@@ -1,7 +1,7 @@
 //! What the benchmarks (`benches/`, run by `make bench`) share: whether to measure at all, their settings,
 //! their runtime, the median of their rounds, and where their reports go.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// Whether this run measures: `cargo test --all-targets` runs bench targets too, without `--bench`, and there
@@ -43,8 +43,17 @@ pub fn write_report(file: &str, contents: &str) {
     std::fs::write(report_path(file), contents).unwrap_or_else(|error| panic!("write {file}: {error}"));
 }
 
+/// Draws a chart named `file` into `target/bench/` with `draw`; returns, for the report, a line saying why it
+/// was not drawn, or nothing when it was (a chart that cannot be drawn fails no benchmark).
+pub fn write_chart(file: &str, draw: impl FnOnce(&Path) -> Result<(), String>) -> String {
+    match draw(&report_path(file)) {
+        Ok(()) => String::new(),
+        Err(error) => format!("\nThe chart {file} was not drawn: {error}.\n"),
+    }
+}
+
 /// Where a benchmark's report or chart named `file` goes (`target/bench/`, made if missing).
-pub fn report_path(file: &str) -> PathBuf {
+fn report_path(file: &str) -> PathBuf {
     let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&directory).expect("target/bench");
     directory.join(file)

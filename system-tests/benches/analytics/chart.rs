@@ -28,11 +28,9 @@ pub fn draw(rows: &[Row]) -> String {
             }
         })
         .collect();
-    let file = "analytics.png";
     let title = format!("{largest}: p95 over HTTP against the naive aggregate");
     let legend = [("p95 over HTTP", BLUE), ("naive aggregate", GREY)];
-    match chart::write_log_bars(&bench::report_path(file), &title, "ms", &legend, &bars) {
-        Ok(()) => String::new(),
-        Err(error) => format!("\nThe chart {file} was not drawn: {error}.\n"),
-    }
+    bench::write_chart("analytics.png", |path| {
+        chart::write_log_bars(path, &title, "ms", &legend, &bars)
+    })
 }

@@ -64,11 +64,10 @@ pub fn draw(pipeline: &Report, per_second_p99: &[f64], samples: &[Sample]) -> St
             None,
         ),
     ];
-    let mut failures = String::new();
-    for (file, title, left, right) in charts {
-        if let Err(error) = chart::write_lines(&bench::report_path(file), title, left, right) {
-            failures.push_str(&format!("\nThe chart {file} was not drawn: {error}.\n"));
-        }
-    }
-    failures
+    charts
+        .into_iter()
+        .map(|(file, title, left, right)| {
+            bench::write_chart(file, |path| chart::write_lines(path, title, left, right))
+        })
+        .collect()
 }
