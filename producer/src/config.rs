@@ -73,6 +73,10 @@ pub struct IntakeConfig {
     /// (docs/decisions.md, "One intake writer").
     #[arg(long, env = "INTAKE_GROUP_WRITERS", default_value_t = 1)]
     pub group_writers: usize,
+    /// Most receipts intake holds at once, queued for a writer or being written; a request that would
+    /// take it past this is answered 503 at once (a batch larger than this waits for an empty queue).
+    #[arg(long, env = "INTAKE_QUEUE_RECEIPTS", default_value_t = 4096)]
+    pub queue_receipts: usize,
 }
 
 /// The outbox relay that publishes accepted receipts to Kafka.

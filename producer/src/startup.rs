@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{IntakeConfig, ProducerConfig};
 use crate::error::ProducerError;
-use crate::intake::GroupCommit;
+use crate::intake::{GroupCommit, GroupMetrics};
 use crate::relay;
 use crate::routes::{self, ops};
 use crate::validation::Rules;
@@ -34,6 +34,8 @@ pub struct ProducerMetrics {
     pub outbox_replays: IntCounter,
     /// Receipts per group commit.
     pub group_sizes: Histogram,
+    /// Receipts answered 503 because intake already held `INTAKE_QUEUE_RECEIPTS`.
+    pub turned_away: IntCounter,
 }
 
 impl ProducerMetrics {
@@ -69,14 +71,20 @@ impl ProducerMetrics {
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
             ]),
         )?;
+        let turned_away = IntCounter::new(
+            "intake_turned_away_receipts_total",
+            "Receipts answered 503 because intake already held INTAKE_QUEUE_RECEIPTS receipts",
+        )?;
         registry.register(Box::new(outbox_replays.clone()))?;
         registry.register(Box::new(group_sizes.clone()))?;
+        registry.register(Box::new(turned_away.clone()))?;
         Ok(ProducerMetrics {
             receipts,
             outbox_backlog,
             unconsumed_receipts,
             outbox_replays,
             group_sizes,
+            turned_away,
         })
     }
 }
@@ -154,7 +162,14 @@ impl Application {
                 max_future_skew: TimeDelta::seconds(config.intake.max_future_skew_seconds as i64),
             },
             intake: config.intake.clone(),
-            group_commit: GroupCommit::start(pool.clone(), &config.intake, metrics.group_sizes.clone()),
+            group_commit: GroupCommit::start(
+                pool.clone(),
+                &config.intake,
+                GroupMetrics {
+                    group_sizes: metrics.group_sizes.clone(),
+                    turned_away: metrics.turned_away.clone(),
+                },
+            ),
             kafka_brokers: config.kafka.kafka_brokers.clone(),
             metrics: metrics.clone(),
         });

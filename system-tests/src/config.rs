@@ -55,6 +55,7 @@ pub fn producer(database: DatabaseConfig, kafka: KafkaConfig, admin_token: &str)
             rejected_body_log_bytes: 4096,
             group_max_receipts: 500,
             group_writers: 4,
+            queue_receipts: 4096,
         },
         relay: RelayConfig {
             relay_batch_size: 100,

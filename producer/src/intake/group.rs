@@ -2,22 +2,24 @@
 //! writer takes every one waiting (up to a limit) and writes them in one transaction, so one commit, and
 //! one flush of PostgreSQL's write-ahead log, serves many requests. Under light load a group is a single
 //! request and nothing waits for company. Every request is answered only after the commit that holds it.
+//!
+//! Intake holds at most `INTAKE_QUEUE_RECEIPTS` receipts at once, queued or being written. A request that
+//! would take it past that is answered `503 unavailable` at once, before anything is written, rather than
+//! waiting behind a queue that only grows: the client retries later, and the receipts held in memory, and the
+//! wait for an answer, stay bounded however many clients send at once.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use prometheus::Histogram;
+use prometheus::{Histogram, IntCounter};
 use shared_models::store::{PgPool, PgPooled};
 use shared_models::web::ApiError;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::write::{write, PlaceOwners};
 use super::{Submission, Verdict};
 use crate::config::IntakeConfig;
-
-/// Requests that may wait for a writer before new ones wait to be queued.
-const QUEUE_LENGTH: usize = 4096;
 
 /// How long a writer's connection may rest between two groups and be used again without the pool's check of
 /// it (a round trip, as long as a small group's statements).
@@ -26,12 +28,24 @@ const KEEP_CONNECTION_FOR: Duration = Duration::from_secs(1);
 /// The queue of submissions waiting to be written, shared by every HTTP worker.
 pub struct GroupCommit {
     queue: mpsc::Sender<Waiting>,
+    /// Room for receipts: a request holds one permit per receipt from submission until its answer.
+    room: Arc<Semaphore>,
+    capacity: u32,
+    turned_away: IntCounter,
 }
 
-/// One request's submissions and where its verdicts go.
+/// The metrics group commit keeps.
+pub struct GroupMetrics {
+    pub group_sizes: Histogram,
+    pub turned_away: IntCounter,
+}
+
+/// One request's submissions, where its verdicts go, and its room, held until it is answered (even when its
+/// client left meanwhile).
 struct Waiting {
     submissions: Vec<Submission>,
     answer: oneshot::Sender<Result<Vec<Verdict>, Arc<ApiError>>>,
+    room: OwnedSemaphorePermit,
 }
 
 /// Why intake is not taking receipts: the process is stopping.
@@ -39,27 +53,55 @@ struct Waiting {
 #[error("receipt intake has stopped")]
 struct Stopped;
 
+/// Why intake turned a request away: it already holds as many receipts as it may.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} receipts are already queued or being written (INTAKE_QUEUE_RECEIPTS)")]
+struct Full(u32);
+
 impl GroupCommit {
     /// Starts the writers on the current runtime.
-    pub fn start(pool: PgPool, config: &IntakeConfig, group_sizes: Histogram) -> GroupCommit {
-        let (queue, waiting) = mpsc::channel(QUEUE_LENGTH);
+    pub fn start(pool: PgPool, config: &IntakeConfig, metrics: GroupMetrics) -> GroupCommit {
+        let capacity = u32::try_from(config.queue_receipts).unwrap_or(u32::MAX).max(1);
+        // Every waiting request holds at least one permit, so the queue never fills before the room does.
+        let (queue, waiting) = mpsc::channel(capacity as usize);
         tokio::spawn(gather(
             waiting,
             Arc::new(WriterConnections::new(pool)),
             config.group_max_receipts.max(1),
             config.group_writers.max(1),
-            group_sizes,
+            metrics.group_sizes,
         ));
-        GroupCommit { queue }
+        GroupCommit {
+            queue,
+            room: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+            turned_away: metrics.turned_away,
+        }
     }
 
     /// Writes the submissions with whatever else is waiting and returns their verdicts, in order, once
-    /// committed. One request's submissions are never split between transactions.
+    /// committed. One request's submissions are never split between transactions. When intake already
+    /// holds as many receipts as it may, answers `Unavailable` at once and writes nothing.
     pub async fn submit(&self, submissions: Vec<Submission>) -> Result<Vec<Verdict>, ApiError> {
         let stopped = || ApiError::Unavailable("receipt intake", Box::new(Stopped));
+        // A request larger than the whole room takes all of it, so it waits for an empty queue, not forever.
+        let wanted = u32::try_from(submissions.len())
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.capacity);
+        let Ok(room) = self.room.clone().try_acquire_many_owned(wanted) else {
+            self.turned_away.inc_by(submissions.len() as u64);
+            return Err(ApiError::Unavailable(
+                "receipt intake",
+                Box::new(Full(self.capacity)),
+            ));
+        };
         let (answer, answered) = oneshot::channel();
         self.queue
-            .send(Waiting { submissions, answer })
+            .send(Waiting {
+                submissions,
+                answer,
+                room,
+            })
             .await
             .map_err(|_| stopped())?;
         match answered.await {
@@ -150,9 +192,11 @@ async fn gather(
 /// Writes one group and answers each of its requests.
 async fn commit(connections: Arc<WriterConnections>, group: Vec<Waiting>) {
     let mut answers = Vec::with_capacity(group.len());
+    let mut rooms = Vec::with_capacity(group.len());
     let mut submissions = Vec::new();
     for waiting in group {
         answers.push((waiting.submissions.len(), waiting.answer));
+        rooms.push(waiting.room);
         submissions.extend(waiting.submissions);
     }
     let written = tokio::task::spawn_blocking(move || -> Result<Vec<Verdict>, ApiError> {
@@ -180,4 +224,6 @@ async fn commit(connections: Arc<WriterConnections>, group: Vec<Waiting>) {
             }
         }
     }
+    // Every request of the group is answered: its receipts leave intake's room.
+    drop(rooms);
 }

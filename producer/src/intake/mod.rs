@@ -14,7 +14,7 @@ use shared_models::store::receipt_log::Attempt;
 
 use crate::validation::{self, Rules, ValidReceipt};
 
-pub use group::GroupCommit;
+pub use group::{GroupCommit, GroupMetrics};
 
 /// What became of a receipt that reached the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -260,9 +260,13 @@ impl ResponseError for ApiError {
 pub const SERVER_ERRORS: &[(u16, &str)] = &[
     (
         503,
-        "`unavailable`: a dependency (PostgreSQL, Redis) cannot take the request; nothing was changed, retry later",
+        "`unavailable`: a dependency (PostgreSQL, Redis) cannot take the request, or receipt intake already \
+         holds as many receipts as it queues; nothing was changed, retry later",
     ),
-    (500, "`internal`: an unexpected error; the request id in `X-Request-Id` finds it in the log"),
+    (
+        500,
+        "`internal`: an unexpected error; the request id in `X-Request-Id` finds it in the log",
+    ),
 ];
 
 /// Every handler can fail with a dependency unavailable or an internal error; what else an endpoint

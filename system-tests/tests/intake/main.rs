@@ -15,6 +15,7 @@ use system_tests::config;
 mod broker;
 mod clients;
 mod group_commit;
+mod overload;
 mod reconcile;
 
 struct Producer {
@@ -131,6 +132,15 @@ fn queued_receipts(conn: &mut PgConnection) -> i64 {
     .get_result::<Queued>(conn)
     .expect("count")
     .receipts
+}
+
+/// Waits until `done` holds, or fails with `what` after 30 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A receipt at place store-1 of 1.5 x 2.00.

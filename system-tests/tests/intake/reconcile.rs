@@ -4,7 +4,6 @@
 //! No consumer runs here, so a receipt is stored only when a test stores it.
 
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -14,7 +13,7 @@ use shared_models::store::schema::{accepted_receipts, outbox, receipt_publicatio
 use shared_models::store::{receipts, PgPool};
 use shared_models::testing::service_url;
 
-use super::{receipt, spawn_producer_with, Producer};
+use super::{eventually, receipt, spawn_producer_with, Producer};
 
 #[derive(QueryableByName)]
 struct Waiting {
@@ -85,15 +84,6 @@ fn store(pool: &PgPool, transaction_id: &str) {
         serde_json::from_value(receipt).expect("a receipt"),
     );
     receipts::store_receipts(&mut conn, &[envelope]).expect("stored as the consumer stores it");
-}
-
-/// Waits until `done` holds, or fails with `what` after 30 s.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn post(producer: &Producer, token: &str, transaction_id: &str) {
