@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use paperclip::actix::{api_v2_operation, Apiv2Schema};
 use serde::Serialize;
 use serde_json::Value;
+use shared_models::domain::auth::Principal;
 use shared_models::domain::FieldError;
 use shared_models::web::auth::{Caller, Submitters};
 use shared_models::web::extract::{JsonBody, RequestBody};
@@ -98,6 +99,41 @@ impl BatchItemResult {
     }
 }
 
+/// Reads a batch's body and examines each of its receipts. The body and its JSON tree go when this returns, so
+/// a request waiting for its group holds only what intake writes.
+async fn examine_batch(
+    state: &web::Data<AppState>,
+    principal: &Principal,
+    body: JsonBody<ReceiptBatch>,
+) -> Result<Vec<intake::Submission>, ApiError> {
+    let (value, body) = read_json(state, principal, body).await?;
+    let receipts = match value {
+        Value::Array(receipts) => Some(receipts),
+        Value::Object(mut object) => match object.remove("receipts") {
+            Some(Value::Array(receipts)) => Some(receipts),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(receipts) = receipts else {
+        let error = ApiError::MalformedJson("the body must be a list of receipts".into());
+        let kept = kept_body(state, &body);
+        return Err(reject_request(state, principal, "malformed_json", error, Some(kept)).await);
+    };
+    if receipts.is_empty() || receipts.len() > MAX_BATCH {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "receipts",
+            "invalid_length",
+            format!("a batch holds 1 to {MAX_BATCH} receipts"),
+        )]));
+    }
+    let now = Utc::now();
+    Ok(receipts
+        .iter()
+        .map(|receipt| intake::examine(principal, receipt, &state.rules, now))
+        .collect())
+}
+
 /// Submit a batch of receipts.
 ///
 /// Each receipt is judged on its own, as `POST /api/checks/` would; the whole batch is stored in one
@@ -109,32 +145,7 @@ pub async fn submit_batch(
     state: web::Data<AppState>,
 ) -> Result<web::Json<BatchReply>, ApiError> {
     let principal = caller.into_principal();
-    let (value, body) = read_json(&state, &principal, body).await?;
-    let receipts = match value {
-        Value::Array(receipts) => Some(receipts),
-        Value::Object(mut object) => match object.remove("receipts") {
-            Some(Value::Array(receipts)) => Some(receipts),
-            _ => None,
-        },
-        _ => None,
-    };
-    let Some(receipts) = receipts else {
-        let error = ApiError::MalformedJson("the body must be a list of receipts".into());
-        let kept = kept_body(&state, &body);
-        return Err(reject_request(&state, &principal, "malformed_json", error, Some(kept)).await);
-    };
-    if receipts.is_empty() || receipts.len() > MAX_BATCH {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "receipts",
-            "invalid_length",
-            format!("a batch holds 1 to {MAX_BATCH} receipts"),
-        )]));
-    }
-    let now = Utc::now();
-    let submissions = receipts
-        .iter()
-        .map(|receipt| intake::examine(&principal, receipt, &state.rules, now))
-        .collect();
+    let submissions = examine_batch(&state, &principal, body).await?;
     let verdicts = state.group_commit.submit(submissions).await?;
     let results: Vec<BatchItemResult> = verdicts
         .iter()

@@ -186,6 +186,29 @@ impl Replies for SubmitReply {
     ];
 }
 
+/// Reads and examines the body of one receipt; returns its transaction id and the submission. The body and
+/// its JSON tree go when this returns, so a request waiting for its group holds only what intake writes.
+async fn examine_body(
+    state: &web::Data<AppState>,
+    principal: &Principal,
+    body: JsonBody<ReceiptSubmission>,
+) -> Result<(String, intake::Submission), ApiError> {
+    let (value, body) = read_json(state, principal, body).await?;
+    if !value.is_object() {
+        let error = ApiError::MalformedJson("the body must be a JSON object (one receipt)".into());
+        let kept = kept_body(state, &body);
+        return Err(reject_request(state, principal, "malformed_json", error, Some(kept)).await);
+    }
+    let transaction_id = value
+        .get("transaction_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let submission = intake::examine(principal, &value, &state.rules, Utc::now())
+        .keeping_rejected_body(|| kept_body(state, &body));
+    Ok((transaction_id, submission))
+}
+
 /// Submit one receipt.
 ///
 /// The receipt is validated, logged, and (when accepted) stored with an outbox row in one transaction, so
@@ -198,19 +221,7 @@ pub async fn submit(
     state: web::Data<AppState>,
 ) -> Result<Reply<SubmitReply>, ApiError> {
     let principal = caller.into_principal();
-    let (value, body) = read_json(&state, &principal, body).await?;
-    if !value.is_object() {
-        let error = ApiError::MalformedJson("the body must be a JSON object (one receipt)".into());
-        let kept = kept_body(&state, &body);
-        return Err(reject_request(&state, &principal, "malformed_json", error, Some(kept)).await);
-    }
-    let transaction_id = value
-        .get("transaction_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let submission = intake::examine(&principal, &value, &state.rules, Utc::now())
-        .keeping_rejected_body(|| kept_body(&state, &body));
+    let (transaction_id, submission) = examine_body(&state, &principal, body).await?;
     let verdict = state
         .group_commit
         .submit(vec![submission])
