@@ -9,7 +9,8 @@
 #   analytics  analytics at scale over HTTP, on a PostgreSQL of its own in .bench/ (kept between runs, so each
 #              dataset is seeded once); BENCH_DATASETS chooses the datasets
 #   steady     only when named: the whole pipeline at a fixed rate on a fresh stack, to compare two builds or
-#              settings (scripts/steady.sh; BENCH_STEADY_RATE, BENCH_STEADY_SECONDS, BENCH_BIN_DIR)
+#              settings (scripts/steady.sh; BENCH_STEADY_RATE, BENCH_STEADY_SECONDS, BENCH_STEADY_MAX_IN_FLIGHT,
+#              BENCH_BIN_DIR)
 # `scripts/bench.sh` runs all three; `scripts/bench.sh intake drain` (any of them, in that order) some. Each
 # writes its part to target/bench/; the run's report, with its charts, goes to bench/results/<date>/.
 set -euo pipefail

@@ -5,8 +5,9 @@
 # environment sets), BENCH_STEADY_WARMUP_SECONDS (default 20) of flat-out intake to warm up, a checkpoint
 # (so that the rate runs on the warm-up's WAL files recycled, as on a server past its first checkpoint, not
 # on new ones created while commits wait: docs/performance.md, "A new cluster's first WAL files"), then
-# `loadgen --rate BENCH_STEADY_RATE` (default 3200) for BENCH_STEADY_SECONDS (default 120). Writes
-# target/bench/steady.md: latency, write-ahead log per accepted receipt, autovacuum's passes, the seconds
+# `loadgen --rate BENCH_STEADY_RATE` (default 3200) for BENCH_STEADY_SECONDS (default 120), with up to
+# BENCH_STEADY_MAX_IN_FLIGHT (default 1024) requests unanswered. Writes target/bench/steady.md: latency, answers
+# by status, the producer's peak memory, write-ahead log per accepted receipt, autovacuum's passes, the seconds
 # whose p99 was over 100 ms, and what PostgreSQL logged meanwhile (statements over a second, autovacuum's
 # passes, checkpoints), with times; and each second's throughput and latency to
 # target/bench/steady-timeline.csv.
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 ensure_dependencies
 RATE="${BENCH_STEADY_RATE:-3200}"
+MAX_IN_FLIGHT="${BENCH_STEADY_MAX_IN_FLIGHT:-1024}"
 SECONDS_AT_RATE="${BENCH_STEADY_SECONDS:-120}"
 WARMUP_SECONDS="${BENCH_STEADY_WARMUP_SECONDS:-20}"
 BIN="${BENCH_BIN_DIR:-$PWD/target/release}"
@@ -50,6 +52,7 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/receipts"
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export PRODUCER_ADDR="127.0.0.1:$PRODUCER_PORT" CONSUMER_ADDR="127.0.0.1:$CONSUMER_PORT"
 export WORKER_METRICS_ADDR="127.0.0.1:$WORKER_PORT" RUST_LOG="${RUST_LOG:-warn}"
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 BOOTSTRAP_ADMIN_TOKEN="rcpt_$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 export BOOTSTRAP_ADMIN_TOKEN
 "$BIN/producer" migrate
@@ -70,13 +73,15 @@ wal_before=$(sql "SELECT pg_current_wal_lsn()")
 accepted_before=$(sql "SELECT count(*) FROM accepted_receipts")
 log_from=$(wc -l <"$WORK/postgres/server.log")
 log "the whole pipeline at $RATE receipts/s for $SECONDS_AT_RATE s"
-loadgen --rate "$RATE" --seconds "$SECONDS_AT_RATE" --timeline "$WORK/timeline.csv" >"$WORK/steady.txt"
+loadgen --rate "$RATE" --seconds "$SECONDS_AT_RATE" --max-in-flight "$MAX_IN_FLIGHT" \
+  --timeline "$WORK/timeline.csv" >"$WORK/steady.txt"
+producer_peak=$(awk '/^VmHWM/ { printf "%.0f MB", $2 / 1024 }' "/proc/$(cat "$WORK/producer.pid")/status")
 accepted=$(($(sql "SELECT count(*) FROM accepted_receipts") - accepted_before))
 wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before')::bigint")
 
 mkdir -p target/bench
 {
-  echo "Command: \`BENCH_STEADY_WARMUP_SECONDS=$WARMUP_SECONDS BENCH_STEADY_RATE=$RATE BENCH_STEADY_SECONDS=$SECONDS_AT_RATE scripts/bench.sh steady\`" \
+  echo "Command: \`BENCH_STEADY_WARMUP_SECONDS=$WARMUP_SECONDS BENCH_STEADY_RATE=$RATE BENCH_STEADY_SECONDS=$SECONDS_AT_RATE BENCH_STEADY_MAX_IN_FLIGHT=$MAX_IN_FLIGHT scripts/bench.sh steady\`" \
     "(binaries: $BIN${BENCH_PG_OPTIONS:+; PostgreSQL settings: $BENCH_PG_OPTIONS})."
   echo
   echo "| what | measured |"
@@ -84,6 +89,7 @@ mkdir -p target/bench
   echo "| warm-up, flat out for $WARMUP_SECONDS s | $(grep -m1 '^accepted:' "$WORK/warmup.txt") |"
   echo "| at $RATE receipts/s for $SECONDS_AT_RATE s | $(grep -m1 '^latency' "$WORK/steady.txt"); $(grep -m1 '^answers' "$WORK/steady.txt") |"
   echo "| write-ahead log per accepted receipt, at the rate | $((wal / (accepted > 0 ? accepted : 1))) B ($accepted receipts) |"
+  echo "| the producer's peak RSS (warm-up included) | $producer_peak |"
   echo
   echo "Autovacuum's passes from the start, seconds each (PostgreSQL's log):"
   echo
