@@ -23,6 +23,17 @@ pub struct Answer {
     pub challenged: bool,
 }
 
+/// The Prometheus text a service at `service_url` serves on `/metrics`.
+pub async fn metrics(http: &reqwest::Client, service_url: &str) -> String {
+    http.get(format!("{service_url}/metrics"))
+        .send()
+        .await
+        .expect("the metrics answer")
+        .text()
+        .await
+        .expect("the metrics' text")
+}
+
 /// A recorded call: method, URL and answer.
 pub type Recorded = (reqwest::Method, String, Answer);
 

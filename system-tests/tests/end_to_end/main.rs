@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use shared_models::testing::ReceiptBody;
-use system_tests::services::Services;
+use system_tests::services::{metrics, Services};
 
 mod console;
 mod oracle;
@@ -153,15 +153,7 @@ async fn receipts_posted_to_the_producer_show_up_exactly_in_the_consumers_analyt
     // Everything is stored, so `/metrics` reports no lag on any partition of the topic.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let metrics = services
-            .http
-            .get(format!("{}/metrics", services.consumer))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = metrics(&services.http, &services.consumer).await;
         let lag: Vec<&str> = metrics
             .lines()
             .filter(|line| line.starts_with("consumer_lag_messages{"))

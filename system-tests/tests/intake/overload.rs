@@ -1,22 +1,15 @@
 //! Intake under more load than it can write: past `INTAKE_QUEUE_RECEIPTS` receipts queued or being written, a
 //! request is answered 503 at once and nothing of it is kept, so the client's retry is accepted as new.
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use serde_json::{json, Value};
 use shared_models::store::schema::{accepted_receipts, receipt_log};
 use shared_models::testing::service_url;
+use system_tests::services;
 
-use super::{eventually, receipt, spawn_producer_with};
-
-#[derive(QueryableByName)]
-struct Sessions {
-    #[diesel(sql_type = BigInt)]
-    waiting: i64,
-}
+use super::{receipt, spawn_producer_with, HeldLock};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn past_its_queue_intake_answers_503_at_once_and_keeps_nothing_of_the_request() {
@@ -30,20 +23,7 @@ async fn past_its_queue_intake_answers_503_at_once_and_keeps_nothing_of_the_requ
     assert_eq!(producer.post_raw(&token, body("before")).await.0, 202);
 
     // Another session holds the receipt log, so the next group's writer waits at its insert.
-    let (locked, is_locked) = mpsc::channel();
-    let (release, released) = mpsc::channel::<()>();
-    let pool = producer.pool.clone();
-    let holder = std::thread::spawn(move || {
-        let mut conn = pool.get().expect("connection");
-        conn.transaction(|conn| {
-            diesel::sql_query("LOCK TABLE receipt_log IN EXCLUSIVE MODE").execute(conn)?;
-            locked.send(()).expect("the test waits");
-            released.recv().ok();
-            Ok::<_, diesel::result::Error>(())
-        })
-        .expect("the holding transaction");
-    });
-    is_locked.recv().expect("the log is held");
+    let log = HeldLock::take(&producer.pool, "LOCK TABLE receipt_log IN EXCLUSIVE MODE");
 
     // A batch of three fills intake's room, and its group waits for the log.
     let filling = json!([receipt("full-1"), receipt("full-2"), receipt("full-3")]);
@@ -61,17 +41,11 @@ async fn past_its_queue_intake_answers_503_at_once_and_keeps_nothing_of_the_requ
             (status, response.json::<Value>().await.expect("json"))
         })
     };
-    eventually("the batch's group never waited for the receipt log", || {
-        let mut conn = producer.pool.get().expect("connection");
-        diesel::sql_query(
-            "SELECT count(*) AS waiting FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE '%receipt_log%'",
-        )
-        .get_result::<Sessions>(&mut conn)
-        .expect("the sessions")
-        .waiting
-            > 0
-    })
+    log.until_waited_for(
+        &producer.pool,
+        "%receipt_log%",
+        "the batch's group never waited for the receipt log",
+    )
     .await;
 
     // With the room full, a receipt and a batch are turned away while the group still waits: answered at
@@ -109,8 +83,7 @@ async fn past_its_queue_intake_answers_503_at_once_and_keeps_nothing_of_the_requ
         "the batch was answered before the log was released"
     );
 
-    release.send(()).expect("the holder waits");
-    holder.join().expect("the holder");
+    log.release();
     let (status, answer) = held.await.expect("the batch's task");
     assert_eq!(status, 200, "{answer}");
     let statuses: Vec<&Value> = answer["results"]
@@ -136,15 +109,7 @@ async fn past_its_queue_intake_answers_503_at_once_and_keeps_nothing_of_the_requ
     assert_eq!((late, logged), (0, 0));
     let (status, answer) = producer.post_raw(&token, body("late")).await;
     assert_eq!((status, &answer["status"]), (202, &json!("accepted")), "{answer}");
-    let metrics = producer
-        .http
-        .get(format!("{}/metrics", producer.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = services::metrics(&producer.http, &producer.url).await;
     assert!(
         metrics
             .lines()

@@ -3,23 +3,14 @@
 //! publication; and a receipt queued below the outbox rows the relay has already claimed is still published.
 //! No consumer runs here, so a receipt is stored only when a test stores it.
 
-use std::sync::mpsc;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use shared_models::domain::receipt::ReceiptEnvelope;
 use shared_models::store::schema::{accepted_receipts, outbox, receipt_publications, reconcile_progress};
 use shared_models::store::{receipts, PgPool};
 use shared_models::testing::service_url;
 
-use super::{eventually, receipt, spawn_producer_with, Producer};
-
-#[derive(QueryableByName)]
-struct Waiting {
-    #[diesel(sql_type = BigInt)]
-    passes: i64,
-}
+use super::{eventually, receipt, spawn_producer_with, HeldLock, Producer};
 
 /// A receipt's publication, once published: how many times it was replayed, when it was last published and
 /// when its check falls due.
@@ -170,41 +161,25 @@ async fn receipts_are_published_while_a_reconcile_pass_waits() {
     let token = producer.merchant("m-1").await;
 
     // Another replica's pass holds the reconcile's progress, so this producer's next pass waits for it.
-    let (locked, is_locked) = mpsc::channel();
-    let (release, released) = mpsc::channel::<()>();
-    let pool = producer.pool.clone();
-    let holder = std::thread::spawn(move || {
-        let mut conn = pool.get().expect("connection");
-        conn.transaction(|conn| {
-            diesel::sql_query("SELECT checked_until FROM reconcile_progress FOR UPDATE").execute(conn)?;
-            locked.send(()).expect("the test waits");
-            released.recv().ok();
-            Ok::<_, diesel::result::Error>(())
-        })
-        .expect("the holding transaction");
-    });
-    is_locked.recv().expect("the progress is held");
+    let progress = HeldLock::take(
+        &producer.pool,
+        "SELECT checked_until FROM reconcile_progress FOR UPDATE",
+    );
     let held_at = Utc::now();
-    eventually("no reconcile pass started waiting for the other one", || {
-        let mut conn = producer.pool.get().expect("connection");
-        diesel::sql_query(
-            "SELECT count(*) AS passes FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE '%reconcile_progress%FOR UPDATE%'",
+    progress
+        .until_waited_for(
+            &producer.pool,
+            "%reconcile_progress%FOR UPDATE%",
+            "no reconcile pass started waiting for the other one",
         )
-        .get_result::<Waiting>(&mut conn)
-        .expect("the sessions")
-        .passes
-            > 0
-    })
-    .await;
+        .await;
 
     // While it waits, a new receipt is still published.
     post(&producer, &token, "while-reconciling").await;
     published(&producer, "while-reconciling").await;
 
     // Once the other pass is done, this one goes on.
-    release.send(()).expect("the holder waits");
-    holder.join().expect("the holder");
+    progress.release();
     eventually("the waiting reconcile pass never finished", || {
         checked_until(&producer.pool) > held_at
     })
