@@ -74,7 +74,7 @@ pub struct IntakeConfig {
     #[arg(long, env = "INTAKE_GROUP_WRITERS", default_value_t = 1)]
     pub group_writers: usize,
     /// Most receipts intake holds at once, queued for a writer or being written; a request that would
-    /// take it past this is answered 503 at once (a batch larger than this waits for an empty queue).
+    /// take it past this is answered 503 at once (a batch larger than this is taken only when nothing else is).
     #[arg(long, env = "INTAKE_QUEUE_RECEIPTS", default_value_t = 4096)]
     pub queue_receipts: usize,
 }

@@ -55,7 +55,7 @@ struct Stopped;
 
 /// Why intake turned a request away: it already holds as many receipts as it may.
 #[derive(Debug, thiserror::Error)]
-#[error("{0} receipts are already queued or being written (INTAKE_QUEUE_RECEIPTS)")]
+#[error("its receipts do not fit beside those queued or being written (at most {0}, INTAKE_QUEUE_RECEIPTS)")]
 struct Full(u32);
 
 impl GroupCommit {
@@ -84,7 +84,7 @@ impl GroupCommit {
     /// holds as many receipts as it may, answers `Unavailable` at once and writes nothing.
     pub async fn submit(&self, submissions: Vec<Submission>) -> Result<Vec<Verdict>, ApiError> {
         let stopped = || ApiError::Unavailable("receipt intake", Box::new(Stopped));
-        // A request larger than the whole room takes all of it, so it waits for an empty queue, not forever.
+        // A request larger than the whole room takes all of it: it is taken when nothing else is, not never.
         let wanted = u32::try_from(submissions.len())
             .unwrap_or(u32::MAX)
             .clamp(1, self.capacity);
