@@ -5,8 +5,8 @@
 //!
 //! Intake holds at most `INTAKE_QUEUE_RECEIPTS` receipts at once, queued or being written. A request that
 //! would take it past that is answered `503 unavailable` at once, before anything is written, rather than
-//! waiting behind a queue that only grows: the client retries later, and the receipts held in memory, and the
-//! wait for an answer, stay bounded however many clients send at once.
+//! waiting behind a queue that only grows: the client retries later, and the receipts waiting for a writer, and
+//! how long they wait, stay bounded however many clients send at once.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
