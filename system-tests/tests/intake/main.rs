@@ -21,6 +21,7 @@ mod overload;
 mod reconcile;
 mod sessions;
 
+#[derive(Clone)]
 struct Producer {
     url: String,
     admin: String,

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use shared_models::store::schema::{accepted_receipts, receipt_log};
 use shared_models::testing::service_url;
 use system_tests::services;
+use tokio::time::timeout;
 
 use super::{receipt, spawn_producer_with, HeldLock};
 
@@ -28,18 +29,8 @@ async fn past_its_queue_intake_answers_503_at_once_and_keeps_nothing_of_the_requ
     // A batch of three fills intake's room, and its group waits for the log.
     let filling = json!([receipt("full-1"), receipt("full-2"), receipt("full-3")]);
     let held = {
-        let (producer_url, token, http) = (producer.url.clone(), token.clone(), producer.http.clone());
-        tokio::spawn(async move {
-            let response = http
-                .post(format!("{producer_url}/api/checks/batch/"))
-                .bearer_auth(token)
-                .json(&filling)
-                .send()
-                .await
-                .expect("the batch is answered");
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.expect("json"))
-        })
+        let (producer, token) = (producer.clone(), token.clone());
+        tokio::spawn(async move { producer.post_batch(&token, &filling).await })
     };
     log.until_waited_for(
         &producer.pool,
@@ -50,26 +41,15 @@ async fn past_its_queue_intake_answers_503_at_once_and_keeps_nothing_of_the_requ
 
     // With the room full, a receipt and a batch are turned away while the group still waits: answered at
     // once, not after the log is released (a request that waited would time out here).
+    let wait = Duration::from_secs(10);
+    let late_batch = json!([receipt("late-1"), receipt("late-2")]);
     let turned_away = [
-        producer
-            .http
-            .post(format!("{}/api/checks/", producer.url))
-            .body(body("late")),
-        producer
-            .http
-            .post(format!("{}/api/checks/batch/", producer.url))
-            .body(serde_json::to_vec(&json!([receipt("late-1"), receipt("late-2")])).expect("json")),
+        timeout(wait, producer.post_raw(&token, body("late"))).await,
+        timeout(wait, producer.post_batch(&token, &late_batch)).await,
     ];
-    for request in turned_away {
-        let response = request
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .expect("answered while the group waits");
-        assert_eq!(response.status().as_u16(), 503);
-        let answer: Value = response.json().await.expect("json");
+    for answered in turned_away {
+        let (status, answer) = answered.expect("answered while the group waits");
+        assert_eq!(status, 503, "{answer}");
         assert_eq!(answer["error"], "unavailable", "{answer}");
         assert!(
             answer["message"]
