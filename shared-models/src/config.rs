@@ -73,6 +73,12 @@ pub struct HttpConfig {
     /// How long an idle keep-alive connection stays open, in seconds.
     #[arg(long, env = "HTTP_KEEP_ALIVE_SECONDS", default_value_t = 30)]
     pub keep_alive_seconds: u64,
+    /// The most connections the service holds open at once, idle keep-alive ones included, shared evenly
+    /// among its HTTP worker threads (at least one each). Past it, a new connection waits in the operating
+    /// system's queue until another closes, so a flood of clients cannot grow the process's memory without
+    /// bound.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 impl HttpConfig {

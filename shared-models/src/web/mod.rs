@@ -3,6 +3,7 @@
 //! and the server builder.
 
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod observe;

@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::web::error::ApiError;
 
@@ -21,6 +21,8 @@ pub struct HttpMetrics {
     pub registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Connections open now.
+    pub open_connections: IntGauge,
 }
 
 impl HttpMetrics {
@@ -34,12 +36,15 @@ impl HttpMetrics {
             HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route"),
             &["route", "method"],
         )?;
+        let open_connections = IntGauge::new("http_open_connections", "HTTP connections open now")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(open_connections.clone()))?;
         Ok(HttpMetrics {
             registry,
             requests,
             latency,
+            open_connections,
         })
     }
 }

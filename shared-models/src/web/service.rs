@@ -1,8 +1,9 @@
 //! The one server builder both services use: their `/api/` routes with the OpenAPI document and Swagger UI,
 //! authentication, request ids, metrics and the access log, `/health`, a JSON 404 for unknown paths, and
-//! timeouts that keep a slow client from holding a connection.
+//! timeouts that keep a slow client from holding a connection, and a bound on the connections held at once.
 
 use std::net::TcpListener;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -11,6 +12,7 @@ use actix_web::{web, App, HttpRequest, HttpServer};
 
 use crate::config::HttpConfig;
 use crate::web::auth::AuthState;
+use crate::web::connections::{turn_connections_over, OpenConnections};
 use crate::web::error::ApiError;
 use crate::web::observe::{access_log, observe_requests, HttpMetrics};
 use crate::web::openapi::{with_documents, Refinement};
@@ -45,6 +47,11 @@ where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
     let limits = web::Data::new(http.clone());
+    // actix's own default, made explicit so that the connections can be shared among the workers.
+    let workers = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
+    let per_worker = (http.max_connections as usize).div_ceil(workers);
+    let connections = OpenConnections::new(metrics.open_connections.clone(), per_worker * workers);
+    let on_connect = connections.on_connect();
     let server = HttpServer::new(move || {
         with_documents(
             App::new(),
@@ -53,8 +60,10 @@ where
             (service.routes)(),
             service.refinements,
         )
+        .wrap(from_fn(turn_connections_over))
         .wrap(from_fn(observe_requests))
         .wrap(access_log())
+        .app_data(connections.clone())
         .app_data(auth.clone())
         .app_data(metrics.clone())
         .app_data(limits.clone())
@@ -65,6 +74,9 @@ where
     .client_request_timeout(Duration::from_secs(http.request_timeout_seconds))
     .client_disconnect_timeout(Duration::from_secs(1))
     .keep_alive(Duration::from_secs(http.keep_alive_seconds))
+    .workers(workers)
+    .max_connections(per_worker)
+    .on_connect(on_connect)
     .listen(listener)?
     .shutdown_timeout(20)
     .run();

@@ -1,5 +1,8 @@
-//! Clients that misbehave: bodies that are not receipts, a token over its rate limit, a body sent too slowly.
-//! Each gets a clear answer, and the attempts that reach intake are logged.
+//! Clients that misbehave: bodies that are not receipts, a token over its rate limit, a body sent too slowly,
+//! connections held open past the server's bound. Each gets a clear answer, and the attempts that reach intake
+//! are logged.
+
+use std::time::Duration;
 
 use diesel::prelude::*;
 use serde_json::{json, Value};
@@ -117,4 +120,58 @@ async fn a_client_that_sends_its_body_too_slowly_gets_408_and_the_connection_bac
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_connection_bound_a_client_waits_until_an_answer_closes_a_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    // One connection for each of the server's HTTP workers.
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
+        config.http.max_connections = u32::try_from(workers).expect("a few workers");
+    })
+    .await;
+    let address = producer.url.trim_start_matches("http://").to_owned();
+    let request = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    let mut held = Vec::new();
+    for _ in 0..workers {
+        held.push(TcpStream::connect(&address).await.expect("connect"));
+    }
+    // Every place is taken by a connection that sent nothing yet: the next client's request waits.
+    let mut waiting = TcpStream::connect(&address).await.expect("connect");
+    waiting
+        .write_all(request("/health").as_bytes())
+        .await
+        .expect("request sent");
+    let mut answer = [0u8; 512];
+    let early = tokio::time::timeout(Duration::from_secs(1), waiting.read(&mut answer)).await;
+    assert!(early.is_err(), "answered past the connection bound");
+
+    // An answer on a held connection closes it, since the server is crowded, and says so.
+    let mut first = held.remove(0);
+    first
+        .write_all(request("/metrics").as_bytes())
+        .await
+        .expect("request sent");
+    let mut metrics = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), first.read_to_end(&mut metrics))
+        .await
+        .expect("the crowded server closed the connection after its answer")
+        .expect("read");
+    let metrics = String::from_utf8_lossy(&metrics).to_lowercase();
+    assert!(metrics.starts_with("http/1.1 200"), "{metrics}");
+    assert!(metrics.contains("connection: close"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("producer_http_open_connections {workers}\n")),
+        "{metrics}"
+    );
+
+    // Its place goes to the client that waited.
+    let read = tokio::time::timeout(Duration::from_secs(10), waiting.read(&mut answer))
+        .await
+        .expect("the waiting client was answered once a place was free")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
