@@ -1,5 +1,5 @@
 //! The one server builder both services use: their `/api/` routes with the OpenAPI document and Swagger UI,
-//! authentication, request ids, metrics and the access log, `/health`, a JSON 404 for unknown paths, and
+//! authentication, request ids, metrics and the access log, `/health`, a JSON 404 for unknown paths,
 //! timeouts that keep a slow client from holding a connection, and a bound on the connections held at once.
 
 use std::net::TcpListener;
