@@ -52,6 +52,9 @@ where
     let per_worker = (http.max_connections as usize).div_ceil(workers);
     let connections = OpenConnections::new(metrics.open_connections.clone(), per_worker * workers);
     let on_connect = connections.on_connect();
+    // Past the bound, connections wait in the listener's queue: as many again may wait there (the operating
+    // system may cap it lower), where the standard library's 128 would leave the rest retrying to connect.
+    socket2::SockRef::from(&listener).listen(i32::try_from(per_worker * workers).unwrap_or(i32::MAX))?;
     let server = HttpServer::new(move || {
         with_documents(
             App::new(),
