@@ -175,3 +175,29 @@ async fn past_its_connection_bound_a_client_waits_until_an_answer_closes_a_conne
     let answer = String::from_utf8_lossy(&answer[..read]);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_connection_bound_clients_wait_in_a_queue_as_long_as_the_bound() {
+    use futures::future::join_all;
+    use tokio::net::TcpStream;
+    // Far more than the 128 connections the standard library's listener queues.
+    let bound = 400;
+    let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
+        config.http.max_connections = bound;
+    })
+    .await;
+    let address = producer.url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..bound {
+        held.push(TcpStream::connect(&address).await.expect("connect"));
+    }
+    // Every place is taken, so the server accepts no more: these wait in the listener's queue, and each
+    // connects at once rather than after the retries of a client the queue had no room for.
+    let waiting = tokio::time::timeout(
+        Duration::from_secs(2),
+        join_all((0..250).map(|_| TcpStream::connect(&address))),
+    )
+    .await
+    .expect("every client past the bound was queued");
+    assert!(waiting.iter().all(Result::is_ok));
+}
