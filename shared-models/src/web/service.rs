@@ -30,6 +30,12 @@ pub struct ApiService {
     pub refinements: &'static [Refinement],
 }
 
+/// How many HTTP worker threads a service runs: actix's own default (one per core), made explicit so that
+/// the connections can be shared among them.
+pub fn http_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, NonZeroUsize::get)
+}
+
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("there is nothing at {}", req.path())))
 }
@@ -47,14 +53,14 @@ where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
     let limits = web::Data::new(http.clone());
-    // actix's own default, made explicit so that the connections can be shared among the workers.
-    let workers = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
+    let workers = http_workers();
     let per_worker = (http.max_connections as usize).div_ceil(workers);
-    let connections = OpenConnections::new(metrics.open_connections.clone(), per_worker * workers);
+    let bound = per_worker * workers;
+    let connections = OpenConnections::new(metrics.open_connections.clone(), bound);
     let on_connect = connections.on_connect();
     // Past the bound, connections wait in the listener's queue: as many again may wait there (the operating
     // system may cap it lower), where the standard library's 128 would leave the rest retrying to connect.
-    socket2::SockRef::from(&listener).listen(i32::try_from(per_worker * workers).unwrap_or(i32::MAX))?;
+    socket2::SockRef::from(&listener).listen(i32::try_from(bound).unwrap_or(i32::MAX))?;
     let server = HttpServer::new(move || {
         with_documents(
             App::new(),

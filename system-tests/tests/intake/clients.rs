@@ -127,7 +127,7 @@ async fn past_its_connection_bound_a_client_waits_until_an_answer_closes_a_conne
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     // One connection for each of the server's HTTP workers.
-    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let workers = shared_models::web::service::http_workers();
     let producer = spawn_producer_with(&service_url("TEST_KAFKA_BROKERS"), |config| {
         config.http.max_connections = u32::try_from(workers).expect("a few workers");
     })
