@@ -84,7 +84,11 @@ fn last_check_sql() -> String {
 
 /// The receipts (`r`) of the bucket `c` stored since its last check, or all of them if it has none: by the
 /// place's receipts stored since then, or by the hour's receipts. Each branch runs only for its kind of
-/// bucket, and the first has no range on `purchased_at`, so that the planner reads it by `stored_at`.
+/// bucket, and the first has no range on `purchased_at`, so that the planner reads it by `stored_at`. An
+/// older hour keeps no check, so when its receipts were stored does not matter: the third branch reads
+/// them without `stored_at`, from the key on `(place_id, purchased_at)` alone, which carries the rest
+/// (decisions.md, "Recompute jobs read receipts and lines from their keys"). That key leaves `stored_at`
+/// out, or the planner would read the first branch from it, every receipt of the place.
 fn receipts_unchecked() -> String {
     let in_hour = IN_HOUR.replace("b.", "c.");
     format!(
@@ -93,7 +97,10 @@ fn receipts_unchecked() -> String {
            AND date_trunc('hour', r.purchased_at, 'UTC') = c.start
          UNION ALL
          SELECT r.id, r.stored_at, r.total_amount, r.vat_amount, r.tips_amount FROM receipts r
-         WHERE c.checked_through IS NULL AND {in_hour}"
+         WHERE c.checked_through IS NULL AND c.start >= {RECENT_SQL} AND {in_hour}
+         UNION ALL
+         SELECT r.id, NULL::timestamptz, r.total_amount, r.vat_amount, r.tips_amount FROM receipts r
+         WHERE c.checked_through IS NULL AND c.start < {RECENT_SQL} AND {in_hour}"
     )
 }
 

@@ -1,28 +1,30 @@
 //! The rollup tiers hold exactly what a rebuild from the receipts holds: kept up to date by recompute jobs
 //! (receipts arriving in rounds, late ones among them, across day, month and year boundaries, recomputed in
 //! chunks as the consumer queues them, some recomputed again, some receipts removed), and by consumers adding
-//! their batches while recomputes and checks run. A check reads only what was stored since an hour's last
-//! check, and recomputes an hour whose rollup drifted from its receipts.
+//! their batches while recomputes and checks run. A check reads only what was stored since a recent hour's
+//! last check and an older hour whole, and recomputes an hour whose rollup drifted from its receipts
+//! ([`checks`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Timestamptz};
+use diesel::sql_types::Text;
 use rust_decimal::Decimal;
 use shared_models::domain::jobs::HourBucket;
 use shared_models::domain::receipt::{LineItem, Receipt, ReceiptEnvelope};
 use shared_models::store::receipts::store_receipts;
 use shared_models::store::rollups::{self, Level};
-use shared_models::store::schema::checked_place_hours;
 use shared_models::store::PgPool;
 use shared_models::testing::{fresh_database, hour_buckets_of};
 
+mod checks;
+
 #[derive(QueryableByName, Debug, PartialEq)]
-struct Dump {
+pub(crate) struct Dump {
     #[diesel(sql_type = Text)]
-    row: String,
+    pub(crate) row: String,
 }
 
 /// Receipts `first..=last` at random instants from December 2023 to March 2024, at 6 places of 2 merchants,
@@ -48,7 +50,7 @@ fn insert_receipts(conn: &mut PgConnection, first: i64, last: i64) {
     }
 }
 
-fn buckets_of(conn: &mut PgConnection, condition: &str) -> Vec<HourBucket> {
+pub(crate) fn buckets_of(conn: &mut PgConnection, condition: &str) -> Vec<HourBucket> {
     hour_buckets_of(conn, &format!("SELECT * FROM receipts WHERE {condition}"))
 }
 
@@ -60,7 +62,7 @@ fn recompute_in_jobs(conn: &mut PgConnection, buckets: &[HourBucket], chunk: usi
 }
 
 /// Every non-empty row of the six rollup tables, in a canonical text form (without `computed_at`).
-fn dump(conn: &mut PgConnection) -> Vec<String> {
+pub(crate) fn dump(conn: &mut PgConnection) -> Vec<String> {
     let mut rows = Vec::new();
     for level in Level::ALL {
         let key = level.key_column().unwrap_or("''");
@@ -137,7 +139,7 @@ fn recomputed_tiers_hold_exactly_what_a_rebuild_from_the_receipts_holds() {
 
 /// Rebuilds every tier from the receipts and asserts it holds exactly the rows `kept` (a dump taken before);
 /// returns how many rows the rebuild made.
-fn assert_same_as_rebuilt(conn: &mut PgConnection, kept: &[String]) -> usize {
+pub(crate) fn assert_same_as_rebuilt(conn: &mut PgConnection, kept: &[String]) -> usize {
     rollups::rebuild_all(conn).expect("rebuild");
     let rebuilt = dump(conn);
     let differences: Vec<_> = kept
@@ -152,7 +154,7 @@ fn assert_same_as_rebuilt(conn: &mut PgConnection, kept: &[String]) -> usize {
 
 /// Receipt `index` of a consumer's share: one of 6 places of 2 merchants, within 6 hours that cross midnight
 /// at the end of a month, one to three lines in 4 categories (some lines repeat a category).
-fn envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
+pub(crate) fn envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
     let start = Utc
         .with_ymd_and_hms(2024, 1, 31, 21, 0, 0)
         .single()
@@ -162,7 +164,7 @@ fn envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
 
 /// The same receipt within the last 90 minutes: in the hours that still grow, which checks read only for
 /// what was stored since their last check (and, at the start of an hour, in one before them too).
-fn recent_envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
+pub(crate) fn recent_envelope(consumer: usize, index: usize) -> ReceiptEnvelope {
     envelope_at(consumer, index, Utc::now() - TimeDelta::seconds(5_400), 5_400)
 }
 
@@ -198,7 +200,7 @@ fn envelope_at(consumer: usize, index: usize, start: DateTime<Utc>, spread: i64)
 /// redelivering part of the first's share) while a worker runs `job` over every hour, in jobs of 4 hours,
 /// over and over. Returns how many times the worker went over every hour, and the sum of what its jobs
 /// returned.
-fn alongside_two_consumers(
+pub(crate) fn alongside_two_consumers(
     pool: &PgPool,
     receipt: fn(usize, usize) -> ReceiptEnvelope,
     job: fn(&mut PgConnection, &[HourBucket]) -> usize,
@@ -259,126 +261,4 @@ fn consumers_adding_batches_while_recomputes_run_leave_the_tiers_equal_to_a_rebu
         "the consumers' batches reached every tier"
     );
     assert_same_as_rebuilt(&mut conn, &added);
-}
-
-#[test]
-fn checks_alongside_consumers_storing_the_latest_hours_find_nothing_to_correct() {
-    let (_, pool) = fresh_database();
-    let (runs, corrected) = alongside_two_consumers(&pool, recent_envelope, |conn, job| {
-        rollups::check(conn, job).expect("check").corrected
-    });
-    assert!(runs > 1, "the checks ran alongside the consumers");
-    assert_eq!(
-        corrected, 0,
-        "checks alongside the consumers found the rollups equal to the receipts every time"
-    );
-    let mut conn = pool.get().expect("connection");
-    let kept: i64 = checked_place_hours::table
-        .count()
-        .get_result(&mut conn)
-        .expect("count the checks");
-    assert!(kept > 0, "the latest hours keep their checks");
-    let everything = buckets_of(&mut conn, "true");
-    let last = rollups::check(&mut conn, &everything).expect("a last check");
-    assert_eq!((last.buckets, last.corrected), (everything.len(), 0));
-    let added = dump(&mut conn);
-    assert_same_as_rebuilt(&mut conn, &added);
-}
-
-/// The rollup and last check of one place hour, as text: `purchases total | purchases total`.
-fn hour_and_check(conn: &mut PgConnection, bucket: &HourBucket) -> String {
-    diesel::sql_query(
-        "SELECT format('%s %s | %s %s', o.purchases, trim_scale(o.total_amount), k.purchases, trim_scale(k.total_amount)) AS row
-         FROM place_rollups o JOIN checked_place_hours k ON k.place_id = o.place_id AND k.start = o.start
-         WHERE o.place_id = $1 AND o.grain = 'hour' AND o.start = $2",
-    )
-    .bind::<Text, _>(&bucket.place_id)
-    .bind::<Timestamptz, _>(bucket.hour)
-    .get_result::<Dump>(conn)
-    .expect("the hour and its check")
-    .row
-}
-
-#[test]
-fn a_check_reads_what_was_stored_since_the_last_one_and_recomputes_an_hour_that_drifted() {
-    let (_, pool) = fresh_database();
-    let mut conn = pool.get().expect("connection");
-    let store = |conn: &mut PgConnection, range: std::ops::Range<usize>| {
-        let envelopes: Vec<ReceiptEnvelope> = range.map(|index| recent_envelope(0, index)).collect();
-        store_receipts(conn, &envelopes).expect("a batch");
-    };
-    store(&mut conn, 0..120);
-    let buckets = buckets_of(&mut conn, "true");
-    let first = rollups::check(&mut conn, &buckets).expect("check");
-    assert_eq!((first.buckets, first.corrected), (buckets.len(), 0));
-    // An hour that the second batch below adds to.
-    let busy = buckets_of(&mut conn, "transaction_id = 'c0-1'").remove(0);
-    let checked = hour_and_check(&mut conn, &busy);
-    let (rollup, check) = checked.split_once(" | ").expect("two halves");
-    assert_eq!(rollup, check, "the check holds the hour's figures");
-    let before = checked.clone();
-
-    // More receipts for the same hours: the next check finds them added.
-    store(&mut conn, 120..240);
-    let second = rollups::check(&mut conn, &buckets).expect("check");
-    assert_eq!(second.corrected, 0);
-    let checked = hour_and_check(&mut conn, &busy);
-    let (rollup, check) = checked.split_once(" | ").expect("two halves");
-    assert_eq!(rollup, check, "the check moved on to the new receipts");
-    assert_ne!(checked, before, "the hour grew");
-
-    // Rollups that drifted from their receipts, as if an addition had been lost: a receipt stored without
-    // it (the hour's totals and categories lack it), and a line added to a receipt stored since the last
-    // check (only a category lacks it). Both hours are recomputed.
-    diesel::sql_query(
-        "WITH lost AS (
-            INSERT INTO receipts (merchant_id, transaction_id, place_id, purchased_at, total_amount, vat_amount,
-                                  tips_amount, payment_method, received_at)
-            SELECT merchant_id, 'lost', place_id, $2 + interval '10 minutes', 5, 0.5, 0, 'card', now()
-            FROM places WHERE place_id = $1 RETURNING id
-         )
-         INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
-         SELECT id, 1, 'sku-lost', 'category-0', 1, 5, 5 FROM lost",
-    )
-    .bind::<Text, _>(&busy.place_id)
-    .bind::<Timestamptz, _>(busy.hour)
-    .execute(&mut conn)
-    .expect("a receipt without its addition");
-    store(&mut conn, 250..251);
-    let drifted = buckets_of(&mut conn, "transaction_id = 'c0-250'").remove(0);
-    assert_ne!(drifted, busy);
-    diesel::sql_query(
-        "INSERT INTO receipt_lines (receipt_id, line_no, product_id, category, quantity, price, amount)
-         SELECT id, 99, 'sku-extra', 'category-9', 1, 1, 1 FROM receipts WHERE transaction_id = 'c0-250'",
-    )
-    .execute(&mut conn)
-    .expect("a line without its addition");
-    let mut hours = buckets.clone();
-    hours.push(drifted);
-    let third = rollups::check(&mut conn, &hours).expect("check");
-    assert_eq!(third.corrected, 2, "both drifted hours are recomputed");
-    let kept = dump(&mut conn);
-    assert_same_as_rebuilt(&mut conn, &kept);
-
-    // A receipt altered after its hour was checked is not read again by a check (the pipeline never alters
-    // a stored receipt) but is by a recompute, and by a check whose last one is over an hour old.
-    store(&mut conn, 240..250);
-    assert_eq!(rollups::check(&mut conn, &buckets).expect("check").corrected, 0);
-    let altered = "UPDATE receipts SET tips_amount = tips_amount + 1 WHERE transaction_id = 'c0-1'";
-    diesel::sql_query(altered)
-        .execute(&mut conn)
-        .expect("alter a receipt");
-    assert_eq!(rollups::check(&mut conn, &buckets).expect("check").corrected, 0);
-    diesel::sql_query(
-        "UPDATE checked_place_hours SET checked_through = checked_through - interval '61 minutes'",
-    )
-    .execute(&mut conn)
-    .expect("age the checks");
-    let aged = rollups::check(&mut conn, &buckets).expect("check");
-    assert_eq!(
-        aged.corrected, 1,
-        "the hour of the altered receipt is read whole and recomputed"
-    );
-    let kept = dump(&mut conn);
-    assert_same_as_rebuilt(&mut conn, &kept);
 }
