@@ -34,6 +34,10 @@ pub fn time_jobs(conn: &mut PgConnection, dataset: Dataset, report: &mut String)
             "WHERE id IN (SELECT g * {step} FROM generate_series(1, 1000) g) ORDER BY (id / {step}) % 10, id"
         ),
     );
+    // The same, as the pipeline meets it: the consumer has just stored a batch of 100 late receipts, which
+    // brought their hours' rollups and index pages into memory, and their job checks those hours. Other
+    // receipts (those halfway between the above), so that their hours are read for the first time.
+    let just_stored = checks_of_late_receipts_just_stored(conn, step);
     let again = checks_after_new_receipts(conn);
     // The hourly reconcile at the end of the data: every bucket of the receipts stored in the last 2 hours.
     let reconcile: Vec<(Duration, usize)> = (0..3)
@@ -47,12 +51,14 @@ pub fn time_jobs(conn: &mut PgConnection, dataset: Dataset, report: &mut String)
         .collect();
     let _ = writeln!(
         report,
-        "- {}: one recompute job (the hours of 100 receipts), median of 10: first check of a live batch's hours {} ({} hour buckets), of 100 late receipts' hours {} ({} hour buckets); the current hour of the live batch's places checked again after 100 more receipts were stored in it {} (each check reads the 100 receipts stored since the last); hourly reconcile (2 h lookback, {} buckets): median {} of 3",
+        "- {}: one recompute job (the hours of 100 receipts), median of 10: first check of a live batch's hours {} ({} hour buckets), of 100 late receipts' hours {} ({} hour buckets), of 100 late receipts' hours just after they were stored {} ({} hour buckets); the current hour of the live batch's places checked again after 100 more receipts were stored in it {} (each check reads the 100 receipts stored since the last); hourly reconcile (2 h lookback, {} buckets): median {} of 3",
         dataset.label(),
         ms(live.0),
         live.1,
         ms(late.0),
         late.1,
+        ms(just_stored.0),
+        just_stored.1,
         ms(again),
         reconcile.first().map_or(0, |(_, count)| *count),
         ms(percentile(&reconcile.iter().map(|(time, _)| *time).collect::<Vec<_>>(), 0.5)),
@@ -108,6 +114,57 @@ fn first_checks(conn: &mut PgConnection, order: &str) -> (Duration, usize) {
     (percentile(&times, 0.5), jobs[0].1)
 }
 
+/// The median time of 10 jobs, each the check of the hours of 100 late receipts (every thousandth receipt
+/// but halfway between those of the late batches above, spread over the two years in the same way) right
+/// after a receipt was stored in each of those hours the consumer's way, and how many hour buckets the first
+/// job holds. Each job and its receipts are rolled back.
+fn checks_of_late_receipts_just_stored(conn: &mut PgConnection, step: i64) -> (Duration, usize) {
+    let order = format!(
+        "WHERE id IN (SELECT g * {step} - {step} / 2 FROM generate_series(1, 1000) g) \
+         ORDER BY (id / {step}) % 10, id"
+    );
+    let jobs: Vec<(Duration, usize)> = (0..10)
+        .map(|round| {
+            let buckets = buckets_of_receipts(conn, &order, round);
+            let merchant = merchants_of(conn, &buckets);
+            let envelopes: Vec<ReceiptEnvelope> = buckets
+                .iter()
+                .enumerate()
+                .map(|(index, bucket)| new_receipt(round, index, bucket, merchant(&bucket.place_id)))
+                .collect();
+            rolled_back(conn, |conn| {
+                store_receipts(conn, &envelopes).expect("store");
+                let started = Instant::now();
+                let checked = rollups::check(conn, &buckets).expect("check");
+                assert_eq!(
+                    checked.corrected, 0,
+                    "the receipts were added as they were stored"
+                );
+                (started.elapsed(), buckets.len())
+            })
+        })
+        .collect();
+    let times: Vec<Duration> = jobs.iter().map(|(time, _)| *time).collect();
+    (percentile(&times, 0.5), jobs[0].1)
+}
+
+/// The merchant of each of the buckets' places, looked up by place.
+fn merchants_of(conn: &mut PgConnection, buckets: &[HourBucket]) -> impl Fn(&str) -> String {
+    let places: Vec<&str> = buckets.iter().map(|bucket| bucket.place_id.as_str()).collect();
+    let owners: Vec<PlaceOwner> =
+        diesel::sql_query("SELECT place_id, merchant_id FROM places WHERE place_id = ANY($1)")
+            .bind::<Array<Text>, _>(&places)
+            .load(conn)
+            .expect("owners");
+    move |place: &str| {
+        owners
+            .iter()
+            .find(|owner| owner.place_id == place)
+            .map(|owner| owner.merchant_id.clone())
+            .expect("an owner")
+    }
+}
+
 /// The median time of 10 checks of the current hour of the live batch's places, each after the consumer's
 /// way of storing added 100 more receipts to them: as the consumer's jobs check a busy place's hour, every
 /// minute. Afterwards those receipts are removed, their hours recomputed, their places counted again and
@@ -123,18 +180,7 @@ fn checks_after_new_receipts(conn: &mut PgConnection) -> Duration {
     buckets.sort();
     buckets.dedup();
     let places: Vec<&str> = buckets.iter().map(|bucket| bucket.place_id.as_str()).collect();
-    let owners: Vec<PlaceOwner> =
-        diesel::sql_query("SELECT place_id, merchant_id FROM places WHERE place_id = ANY($1)")
-            .bind::<Array<Text>, _>(&places)
-            .load(conn)
-            .expect("owners");
-    let owner = |place: &str| {
-        owners
-            .iter()
-            .find(|owner| owner.place_id == place)
-            .map(|owner| owner.merchant_id.clone())
-            .expect("an owner")
-    };
+    let owner = merchants_of(conn, &buckets);
     rollups::check(conn, &buckets).expect("the first check");
     let times: Vec<Duration> = (0..10)
         .map(|round| {
